@@ -1,0 +1,34 @@
+# The backfill engine's everyday commands. `make` alone lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+GO ?= go
+# Packages under test; override to narrow a run: make test PKG=./internal/sim/...
+PKG ?= ./...
+# Cache for tools the tests install outside the repository (jsforce for the conformance test).
+export BACKFILL_TOOLS_CACHE ?= $(HOME)/.cache/backfill-tools
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_\/-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build the backfill binary into bin/
+	$(GO) build -o bin/backfill ./cmd/backfill
+
+.PHONY: deps
+deps: ## Make sure the test prerequisites (redis-server) are installed
+	@./scripts/ensure-deps.sh
+
+.PHONY: test
+test: deps ## Run vet and every test (race detector on), against private redis-servers and the simulators
+	$(GO) vet $(PKG)
+	$(GO) test -race -count=1 -timeout 10m $(PKG)
+
+.PHONY: bench
+bench: deps ## Run the benchmarks and print their numbers
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m $(PKG)
+
+.PHONY: sim
+sim: ## Run both simulators standalone (pass flags with ARGS="--users 5000")
+	$(GO) run ./cmd/backfill sim $(ARGS)
