@@ -1,0 +1,378 @@
+// Package salesforce is the sink client: sObject Collections and Bulk API 2.0 upserts by
+// external id, SOQL queries, describe and limits, with retries and errors classified once.
+package salesforce
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Observer receives metrics hooks. Implementations must be safe for concurrent use and
+// must not block: they run on the request path.
+type Observer interface {
+	// ObserveCall reports one HTTP attempt: a stable endpoint label (e.g. "collections_upsert"),
+	// the HTTP status (0 when no response arrived) and how long the attempt took.
+	ObserveCall(endpoint string, status int, d time.Duration)
+	// ObserveUsage reports the org's daily API usage from the last Sforce-Limit-Info header.
+	ObserveUsage(used, max int)
+}
+
+// Config configures a Client. Zero values take the documented defaults.
+type Config struct {
+	// APIVersion is the REST version in paths, "NN.N". Collections upsert needs 46.0 or
+	// later. Defaults to "62.0".
+	APIVersion string
+
+	// Tokens supplies credentials and refreshes them after a 401. Required.
+	Tokens TokenSource
+
+	// HTTPClient sends the requests. Defaults to a client with no overall timeout; each
+	// attempt is bounded by RequestTimeout instead.
+	HTTPClient *http.Client
+
+	// RequestTimeout bounds one HTTP attempt, body included. Defaults to 2 minutes: a
+	// 200-record upsert with triggers can take tens of seconds.
+	RequestTimeout time.Duration
+
+	// MaxRetries is how many times a transient failure (500, 502, 503, the concurrent-request
+	// limit, timeouts, network errors) is retried, with exponential backoff and jitter.
+	// Defaults to 5; a negative value disables retries.
+	MaxRetries int
+
+	// LockRetries is how many times records that failed with UNABLE_TO_LOCK_ROW are sent
+	// again, alone, with backoff, before they are reported as failed. Defaults to 4; a
+	// negative value disables lock retries.
+	LockRetries int
+
+	// BackoffBase is the first retry's delay; each later one doubles, up to BackoffMax.
+	// Defaults to 500ms and 30s.
+	BackoffBase, BackoffMax time.Duration
+
+	// BulkPollInterval is the first wait between Bulk API job polls; it grows by half each
+	// poll up to BulkPollMax. Every poll is an API call. Defaults to 500ms and 10s.
+	BulkPollInterval, BulkPollMax time.Duration
+
+	// BulkTimeout bounds how long a Bulk API job may take from upload to a final state;
+	// past it the job is aborted. Defaults to 30 minutes.
+	BulkTimeout time.Duration
+
+	// MaxUsageFraction is the share of the org's daily API allocation this client may see
+	// used (by anyone, per Sforce-Limit-Info) before it refuses new work with
+	// ErrBudgetExhausted. Defaults to 0.9; a negative value disables the guard.
+	MaxUsageFraction float64
+
+	// Observer receives metrics hooks. Optional.
+	Observer Observer
+}
+
+// Defaults for Config's zero values.
+const (
+	DefaultAPIVersion       = "62.0"
+	DefaultRequestTimeout   = 2 * time.Minute
+	DefaultMaxRetries       = 5
+	DefaultLockRetries      = 4
+	DefaultBackoffBase      = 500 * time.Millisecond
+	DefaultBackoffMax       = 30 * time.Second
+	DefaultBulkPollInterval = 500 * time.Millisecond
+	DefaultBulkPollMax      = 10 * time.Second
+	DefaultBulkTimeout      = 30 * time.Minute
+	DefaultMaxUsageFraction = 0.9
+)
+
+// minAPIVersion is the first version with sObject Collections upsert.
+const minAPIVersion = 46.0
+
+var apiVersionPattern = regexp.MustCompile(`^\d{2,3}\.\d$`)
+
+func (c Config) withDefaults() Config {
+	c.APIVersion = cmp.Or(c.APIVersion, DefaultAPIVersion)
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{}
+	}
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, DefaultRequestTimeout)
+	c.MaxRetries = orDefaultCount(c.MaxRetries, DefaultMaxRetries)
+	c.LockRetries = orDefaultCount(c.LockRetries, DefaultLockRetries)
+	c.BackoffBase = cmp.Or(c.BackoffBase, DefaultBackoffBase)
+	c.BackoffMax = cmp.Or(c.BackoffMax, DefaultBackoffMax)
+	c.BulkPollInterval = cmp.Or(c.BulkPollInterval, DefaultBulkPollInterval)
+	c.BulkPollMax = cmp.Or(c.BulkPollMax, DefaultBulkPollMax)
+	c.BulkTimeout = cmp.Or(c.BulkTimeout, DefaultBulkTimeout)
+	switch {
+	case c.MaxUsageFraction == 0:
+		c.MaxUsageFraction = DefaultMaxUsageFraction
+	case c.MaxUsageFraction < 0:
+		c.MaxUsageFraction = 0
+	}
+	return c
+}
+
+// orDefaultCount lets zero mean "default" while a negative value still means "none".
+func orDefaultCount(n, def int) int {
+	switch {
+	case n == 0:
+		return def
+	case n < 0:
+		return 0
+	}
+	return n
+}
+
+func (c Config) validate() error {
+	if !apiVersionPattern.MatchString(c.APIVersion) {
+		return fmt.Errorf("salesforce: APIVersion %q must look like \"62.0\" (no leading v)", c.APIVersion)
+	}
+	if v, _ := strconv.ParseFloat(c.APIVersion, 64); v < minAPIVersion {
+		return fmt.Errorf("salesforce: APIVersion %s is too old: collections upsert needs %.1f or later", c.APIVersion, minAPIVersion)
+	}
+	if c.Tokens == nil {
+		return errors.New("salesforce: Tokens is required")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"RequestTimeout", c.RequestTimeout}, {"BackoffBase", c.BackoffBase}, {"BackoffMax", c.BackoffMax},
+		{"BulkPollInterval", c.BulkPollInterval}, {"BulkPollMax", c.BulkPollMax}, {"BulkTimeout", c.BulkTimeout},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("salesforce: %s must not be negative, got %s", d.name, d.v)
+		}
+	}
+	if c.BackoffMax < c.BackoffBase {
+		return fmt.Errorf("salesforce: BackoffMax (%s) must be at least BackoffBase (%s)", c.BackoffMax, c.BackoffBase)
+	}
+	if c.BulkPollMax < c.BulkPollInterval {
+		return fmt.Errorf("salesforce: BulkPollMax (%s) must be at least BulkPollInterval (%s)", c.BulkPollMax, c.BulkPollInterval)
+	}
+	if c.MaxUsageFraction > 1 {
+		return fmt.Errorf("salesforce: MaxUsageFraction %g must be at most 1 (a share of the daily allocation)", c.MaxUsageFraction)
+	}
+	return nil
+}
+
+// Client talks to one org's data API. It is safe for concurrent use.
+type Client struct {
+	cfg Config
+
+	mu        sync.Mutex
+	used, max int
+	usageSeen bool
+}
+
+// New validates cfg, fills its defaults and returns a Client.
+func New(cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Client{cfg: cfg}, nil
+}
+
+// Usage returns the org's daily API usage from the last Sforce-Limit-Info header seen;
+// ok is false until a response carried one.
+func (c *Client) Usage() (used, max int, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.used, c.max, c.usageSeen
+}
+
+var limitInfoPattern = regexp.MustCompile(`api-usage=(\d+)/(\d+)`)
+
+func (c *Client) recordUsage(h http.Header) {
+	m := limitInfoPattern.FindStringSubmatch(h.Get("Sforce-Limit-Info"))
+	if m == nil {
+		return
+	}
+	used, err1 := strconv.Atoi(m[1])
+	max, err2 := strconv.Atoi(m[2])
+	if err1 != nil || err2 != nil {
+		return
+	}
+	c.mu.Lock()
+	c.used, c.max, c.usageSeen = used, max, true
+	c.mu.Unlock()
+	if c.cfg.Observer != nil {
+		c.cfg.Observer.ObserveUsage(used, max)
+	}
+}
+
+func (c *Client) checkBudget() error {
+	if c.cfg.MaxUsageFraction == 0 {
+		return nil
+	}
+	used, max, ok := c.Usage()
+	if !ok || max == 0 {
+		return nil
+	}
+	if float64(used) >= c.cfg.MaxUsageFraction*float64(max) {
+		return fmt.Errorf("%w: org has used %d of %d daily API requests, the guard is %.0f%%",
+			ErrBudgetExhausted, used, max, c.cfg.MaxUsageFraction*100)
+	}
+	return nil
+}
+
+// request is one logical API call; do turns it into as many HTTP attempts as it takes.
+type request struct {
+	method   string
+	endpoint string // metric label
+	// path is relative to /services/data/vNN.N/ unless it starts with "/", as the
+	// nextRecordsUrl Salesforce returns does.
+	path        string
+	query       string // already encoded
+	body        []byte
+	contentType string
+	accept      string
+	// finishing marks calls that complete work already started (a bulk job after its
+	// creation): the budget guard lets them through, because abandoning an accepted job
+	// wastes the calls spent on it and leaves the rows in an unknown state.
+	finishing bool
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends r with credentials from the token source: a 401 gets one refresh and one more
+// try; transient failures get MaxRetries more tries with backoff; everything else is
+// returned as classified by APIError.
+func (c *Client) do(ctx context.Context, r request) (*response, error) {
+	if !r.finishing {
+		if err := c.checkBudget(); err != nil {
+			return nil, err
+		}
+	}
+	creds, err := c.cfg.Tokens.Token(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("salesforce: getting credentials: %w", err)
+	}
+	refreshed := false
+	for attempt := 0; ; {
+		resp, err := c.send(ctx, creds, r)
+		if err == nil {
+			return resp, nil
+		}
+		if apiErr, ok := errors.AsType[*APIError](err); ok && apiErr.Status == http.StatusUnauthorized {
+			if refreshed {
+				return nil, err
+			}
+			refreshed = true
+			if creds, err = c.cfg.Tokens.Refresh(ctx, creds); err != nil {
+				return nil, fmt.Errorf("%w: refreshing credentials after %s %s: %w", ErrAuth, r.method, r.path, err)
+			}
+			continue
+		}
+		if !retryable(ctx, err) {
+			return nil, err
+		}
+		if attempt >= c.cfg.MaxRetries {
+			if errors.Is(err, ErrUnavailable) {
+				return nil, fmt.Errorf("salesforce: gave up after %d attempts: %w", attempt+1, err)
+			}
+			return nil, fmt.Errorf("%w: gave up after %d attempts: %w", ErrUnavailable, attempt+1, err)
+		}
+		if err := sleep(ctx, c.backoff(attempt)); err != nil {
+			return nil, err
+		}
+		attempt++
+	}
+}
+
+// retryable says whether another attempt may succeed. Transport failures are, unless the
+// caller's own context ended them.
+func retryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if apiErr, ok := errors.AsType[*APIError](err); ok {
+		return apiErr.transient()
+	}
+	return true
+}
+
+// send makes one HTTP attempt and returns 2xx responses; anything else becomes an error.
+func (c *Client) send(ctx context.Context, creds Credentials, r request) (*response, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+
+	path := r.path
+	if !strings.HasPrefix(path, "/") {
+		path = "/services/data/v" + c.cfg.APIVersion + "/" + path
+	}
+	u := strings.TrimRight(creds.InstanceURL, "/") + path
+	if r.query != "" {
+		u += "?" + r.query
+	}
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u, body)
+	if err != nil {
+		return nil, fmt.Errorf("salesforce: building %s %s: %w", r.method, path, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+creds.AccessToken)
+	req.Header.Set("Accept", cmp.Or(r.accept, "application/json"))
+	if r.body != nil {
+		req.Header.Set("Content-Type", cmp.Or(r.contentType, "application/json"))
+	}
+
+	start := time.Now()
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		c.observe(r.endpoint, 0, start)
+		// The *url.Error names the URL, which carries no credentials (they travel in a header).
+		return nil, fmt.Errorf("salesforce: %s %s: %w", r.method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	c.observe(r.endpoint, resp.StatusCode, start)
+	c.recordUsage(resp.Header)
+	if err != nil {
+		return nil, fmt.Errorf("salesforce: reading %s %s: %w", r.method, path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, newAPIError(r.method, path, resp.StatusCode, data)
+	}
+	return &response{status: resp.StatusCode, header: resp.Header, body: data}, nil
+}
+
+func (c *Client) observe(endpoint string, status int, start time.Time) {
+	if c.cfg.Observer != nil {
+		c.cfg.Observer.ObserveCall(endpoint, status, time.Since(start))
+	}
+}
+
+// backoff is the wait before retry number attempt+1: exponential with "equal jitter", so
+// workers that failed together do not retry together, yet each still waits at least half.
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.cfg.BackoffBase << min(attempt, 30)
+	if d <= 0 || d > c.cfg.BackoffMax {
+		d = c.cfg.BackoffMax
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

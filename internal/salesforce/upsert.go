@@ -1,0 +1,192 @@
+package salesforce
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// CollectionsMax is how many records one sObject Collections call accepts.
+const CollectionsMax = 200
+
+// CodeUnableToLockRow is the per-record error worth retrying: another transaction held the
+// row (or its parent) for longer than Salesforce's 10 s lock wait.
+const CodeUnableToLockRow = "UNABLE_TO_LOCK_ROW"
+
+// apiNamePattern is what sObject and field API names look like; checking it keeps caller
+// input out of the URL path.
+var apiNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+
+func checkNames(sobject, extIDField string) error {
+	if !apiNamePattern.MatchString(sobject) {
+		return fmt.Errorf("salesforce: sobject %q is not an API name", sobject)
+	}
+	if !apiNamePattern.MatchString(extIDField) {
+		return fmt.Errorf("salesforce: external id field %q is not an API name", extIDField)
+	}
+	return nil
+}
+
+// Upsert writes recs to sobject by extIDField through sObject Collections, CollectionsMax
+// records per call with allOrNone=false, and returns one Result per record in input order.
+// Records that fail with UNABLE_TO_LOCK_ROW are sent again, only they, up to LockRetries
+// times with backoff; every other record error is returned as Salesforce reported it. The
+// error is non-nil only when a whole call failed; results for earlier chunks are then lost
+// to the caller, which is safe because replaying an upsert by external id is idempotent.
+func (c *Client) Upsert(ctx context.Context, sobject, extIDField string, recs []Record) ([]Result, error) {
+	if err := checkNames(sobject, extIDField); err != nil {
+		return nil, err
+	}
+	results := make([]Result, 0, len(recs))
+	for start := 0; start < len(recs); start += CollectionsMax {
+		chunk := recs[start:min(start+CollectionsMax, len(recs))]
+		res, err := c.upsertWithLockRetries(ctx, sobject, extIDField, chunk)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, res...)
+	}
+	return results, nil
+}
+
+// upsertWithLockRetries sends at most CollectionsMax records and resends the locked ones.
+func (c *Client) upsertWithLockRetries(ctx context.Context, sobject, extIDField string, recs []Record) ([]Result, error) {
+	results, err := c.upsertCall(ctx, sobject, extIDField, recs)
+	if err != nil {
+		return nil, err
+	}
+	for round := 0; round < c.cfg.LockRetries; round++ {
+		var locked []int
+		for i, r := range results {
+			if lockedRow(r) {
+				locked = append(locked, i)
+			}
+		}
+		if len(locked) == 0 {
+			break
+		}
+		if err := sleep(ctx, c.backoff(round)); err != nil {
+			return nil, err
+		}
+		again := make([]Record, len(locked))
+		for j, i := range locked {
+			again[j] = recs[i]
+		}
+		res, err := c.upsertCall(ctx, sobject, extIDField, again)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range locked {
+			results[i] = res[j]
+		}
+	}
+	return results, nil
+}
+
+func lockedRow(r Result) bool {
+	for _, e := range r.Errors {
+		if e.StatusCode == CodeUnableToLockRow {
+			return true
+		}
+	}
+	return false
+}
+
+// upsertResult is one item of a collections response. Failed items may carry "id": null
+// and may omit "created" ([UNCONFIRMED] against a real org), which the zero values absorb.
+type upsertResult struct {
+	ID      string        `json:"id"`
+	Success bool          `json:"success"`
+	Created bool          `json:"created"`
+	Errors  []RecordError `json:"errors"`
+}
+
+// upsertCall is one PATCH composite/sobjects/{sobject}/{extIDField}.
+func (c *Client) upsertCall(ctx context.Context, sobject, extIDField string, recs []Record) ([]Result, error) {
+	type attributes struct {
+		Type string `json:"type"`
+	}
+	body := struct {
+		AllOrNone bool             `json:"allOrNone"`
+		Records   []map[string]any `json:"records"`
+	}{Records: make([]map[string]any, len(recs))}
+	for i, r := range recs {
+		// A copy, so the caller's records stay exactly as they were handed over.
+		m := make(map[string]any, len(r)+1)
+		for k, v := range r {
+			m[k] = v
+		}
+		m["attributes"] = attributes{Type: sobject}
+		body.Records[i] = m
+	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("salesforce: encoding %d %s records: %w", len(recs), sobject, err)
+	}
+	resp, err := c.do(ctx, request{
+		method:   "PATCH",
+		endpoint: "collections_upsert",
+		path:     "composite/sobjects/" + sobject + "/" + extIDField,
+		body:     data,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var items []upsertResult
+	if err := json.Unmarshal(resp.body, &items); err != nil {
+		return nil, fmt.Errorf("salesforce: decoding %s upsert results: %w", sobject, err)
+	}
+	if len(items) != len(recs) {
+		return nil, fmt.Errorf("salesforce: %s upsert returned %d results for %d records", sobject, len(items), len(recs))
+	}
+	results := make([]Result, len(recs))
+	for i, it := range items {
+		results[i] = Result{
+			ExternalID: externalID(recs[i], extIDField),
+			ID:         it.ID,
+			Success:    it.Success,
+			Created:    it.Created,
+			Errors:     it.Errors,
+		}
+	}
+	return results, nil
+}
+
+// externalID renders the record's external id the way Salesforce will see it.
+func externalID(r Record, field string) string {
+	v, ok := r[field]
+	if !ok || v == nil {
+		return ""
+	}
+	s, err := cellValue(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return s
+}
+
+// cellValue renders a scalar field value as text, the form both a CSV cell and an external
+// id comparison need.
+func cellValue(v any) (string, error) {
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case bool:
+		return strconv.FormatBool(v), nil
+	case int:
+		return strconv.Itoa(v), nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), nil
+	case json.Number:
+		return v.String(), nil
+	case time.Time:
+		// The dateTime form Bulk API CSV documents; JSON bodies use RFC 3339 on their own.
+		return v.UTC().Format("2006-01-02T15:04:05.000Z"), nil
+	}
+	return "", fmt.Errorf("unsupported value type %T", v)
+}
