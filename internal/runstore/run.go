@@ -1,0 +1,255 @@
+// Package runstore keeps backfill runs in Redis: the run record and its state machine,
+// per-stream checkpoints and counters, the activity log, the rejected-records ledger and
+// dry-run samples. Everything a batch changes is committed in one atomic script, so a crash
+// either keeps all of a batch's effects or none of them.
+package runstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// State is where a run is in its life.
+type State string
+
+// Run states. Paused, WaitingForAuth and Failed can be resumed from the checkpoints.
+const (
+	Queued         State = "queued"
+	Running        State = "running"
+	Paused         State = "paused"
+	WaitingForAuth State = "waiting_for_auth"
+	Succeeded      State = "succeeded"
+	Failed         State = "failed"
+	Cancelled      State = "cancelled"
+)
+
+// Terminal reports whether no more work will happen without an operator's resume.
+func (s State) Terminal() bool { return s == Succeeded || s == Failed || s == Cancelled }
+
+// Runnable reports whether slices may advance the run.
+func (s State) Runnable() bool { return s == Queued || s == Running }
+
+// Kind says why a run exists.
+type Kind string
+
+// Run kinds.
+const (
+	KindBackfill Kind = "backfill"
+	KindCatchup  Kind = "catchup"
+)
+
+// Sink modes: how rows reach Salesforce.
+const (
+	SinkAuto        = "auto"        // Bulk API 2.0 for large batches, collections for small ones
+	SinkCollections = "collections" // sObject Collections upsert, 200 rows a call
+	SinkBulk        = "bulk"        // Bulk API 2.0 ingest jobs
+)
+
+// Scope is what a run covers, fixed at creation.
+type Scope struct {
+	// Domains is the allow-list of Skilljar domain names; empty means every domain.
+	Domains []string `json:"domains"`
+	// Objects are the mapping objects to sync (student, course, published_course,
+	// course_progress); empty means all.
+	Objects  []string `json:"objects"`
+	DryRun   bool     `json:"dry_run"`
+	SinkMode string   `json:"sink_mode"`
+}
+
+// Meta is the immutable part of a run record.
+type Meta struct {
+	ID        string    `json:"id"`
+	Kind      Kind      `json:"kind"`
+	Scope     Scope     `json:"scope"`
+	Trigger   string    `json:"trigger"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// StreamDef is one ordered walk through source pages inside a run.
+type StreamDef struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	Domain string `json:"domain,omitempty"`
+}
+
+// Plan is what the first slice decides after preflight: the streams, in dependency order,
+// and the resolved scope.
+type Plan struct {
+	Streams []StreamDef `json:"streams"`
+	Domains []string    `json:"domains"`
+	Objects []string    `json:"objects"`
+	Sink    string      `json:"sink"`
+	Notes   []string    `json:"notes,omitempty"`
+}
+
+// Counters count what happened to source records of one object. They always add up:
+// Read = Written + Skipped + Rejected + Filtered, and Written = Created + Updated.
+type Counters struct {
+	Read     int64 `json:"read"`
+	Written  int64 `json:"written"`
+	Created  int64 `json:"created"`
+	Updated  int64 `json:"updated"`
+	Skipped  int64 `json:"skipped"`
+	Rejected int64 `json:"rejected"`
+	Filtered int64 `json:"filtered"`
+}
+
+// Balanced reports whether the counters add up.
+func (c Counters) Balanced() bool {
+	return c.Read == c.Written+c.Skipped+c.Rejected+c.Filtered && c.Written == c.Created+c.Updated
+}
+
+// Add returns the sum of two counter sets.
+func (c Counters) Add(o Counters) Counters {
+	return Counters{
+		Read: c.Read + o.Read, Written: c.Written + o.Written, Created: c.Created + o.Created,
+		Updated: c.Updated + o.Updated, Skipped: c.Skipped + o.Skipped,
+		Rejected: c.Rejected + o.Rejected, Filtered: c.Filtered + o.Filtered,
+	}
+}
+
+func (c Counters) fields() map[string]int64 {
+	return map[string]int64{
+		"read": c.Read, "written": c.Written, "created": c.Created, "updated": c.Updated,
+		"skipped": c.Skipped, "rejected": c.Rejected, "filtered": c.Filtered,
+	}
+}
+
+func (c *Counters) set(outcome string, v int64) {
+	switch outcome {
+	case "read":
+		c.Read = v
+	case "written":
+		c.Written = v
+	case "created":
+		c.Created = v
+	case "updated":
+		c.Updated = v
+	case "skipped":
+		c.Skipped = v
+	case "rejected":
+		c.Rejected = v
+	case "filtered":
+		c.Filtered = v
+	}
+}
+
+// StreamStatus is a stream's definition with its saved checkpoint.
+type StreamStatus struct {
+	StreamDef
+	Checkpoint json.RawMessage `json:"checkpoint,omitempty"`
+	Done       bool            `json:"done"`
+}
+
+// Progress measures the run's long pole, learners processed, for the progress bar and ETA.
+type Progress struct {
+	Done    int64   `json:"done"`
+	Total   int64   `json:"total"`
+	Percent float64 `json:"percent"`
+	// Rate is learners per second over the recent window; zero until measured.
+	Rate float64 `json:"rate"`
+	// ETASeconds is the remaining work at the measured rate; negative when unknown.
+	ETASeconds float64 `json:"eta_seconds"`
+}
+
+// ObjectSummary is the reconcile result for one object.
+type ObjectSummary struct {
+	Object  string `json:"object"`
+	SObject string `json:"sobject"`
+	Counters
+	// Distinct is how many distinct records the run accepted (written or unchanged).
+	Distinct int64 `json:"distinct"`
+	// SalesforceCount is SELECT COUNT() of records with an external id; -1 when not counted.
+	SalesforceCount int64 `json:"salesforce_count"`
+	Matches         bool  `json:"matches"`
+}
+
+// Summary is the end-of-run reconcile.
+type Summary struct {
+	Objects []ObjectSummary `json:"objects"`
+	// Verdict is "exact" (Salesforce holds exactly what the source has), "complete"
+	// (everything arrived, and Salesforce also holds records this run did not write),
+	// "mismatch", or "dry_run".
+	Verdict string `json:"verdict"`
+	Message string `json:"message"`
+}
+
+// Run is a run record as read back from the store.
+type Run struct {
+	Meta
+	State           State               `json:"state"`
+	Error           string              `json:"error,omitempty"`
+	Plan            *Plan               `json:"plan,omitempty"`
+	Streams         []StreamStatus      `json:"streams,omitempty"`
+	Current         int                 `json:"current_stream"`
+	Seq             int64               `json:"seq"`
+	Counters        map[string]Counters `json:"counters"`
+	Progress        Progress            `json:"progress"`
+	RejectedDropped int64               `json:"rejected_dropped"`
+	Summary         *Summary            `json:"summary,omitempty"`
+	StartedAt       *time.Time          `json:"started_at,omitempty"`
+	FinishedAt      *time.Time          `json:"finished_at,omitempty"`
+	UpdatedAt       *time.Time          `json:"updated_at,omitempty"`
+	// CheckpointAt is when a checkpoint last moved.
+	CheckpointAt *time.Time `json:"checkpoint_at,omitempty"`
+}
+
+// Total sums the counters over every object.
+func (r *Run) Total() Counters {
+	var t Counters
+	for _, c := range r.Counters {
+		t = t.Add(c)
+	}
+	return t
+}
+
+// Event is one line of a run's activity log.
+type Event struct {
+	At      time.Time      `json:"at"`
+	Level   string         `json:"level"`
+	Kind    string         `json:"kind"`
+	Stream  string         `json:"stream,omitempty"`
+	Message string         `json:"message"`
+	Data    map[string]any `json:"data,omitempty"`
+}
+
+// Rejected is one record Salesforce refused, kept with its mapped row so it can be re-driven.
+type Rejected struct {
+	Object     string          `json:"object"`
+	SObject    string          `json:"sobject"`
+	ExternalID string          `json:"external_id"`
+	Code       string          `json:"code"`
+	Message    string          `json:"message"`
+	Fields     []string        `json:"fields,omitempty"`
+	Row        json.RawMessage `json:"row"`
+	Stream     string          `json:"stream,omitempty"`
+	At         time.Time       `json:"at"`
+}
+
+// Sample is one mapped row shown by a dry run.
+type Sample struct {
+	Object string          `json:"object"`
+	Row    json.RawMessage `json:"row"`
+}
+
+// Commit is everything one accepted sink batch changes, applied atomically.
+type Commit struct {
+	// Stream is the index of the stream whose checkpoint moves; -1 moves none.
+	Stream     int
+	Checkpoint any
+	StreamDone bool
+	Counters   map[string]Counters
+	// Learners are learners now fully processed in this run (skipped by later domain streams).
+	Learners []string
+	Events   []Event
+	Rejected []Rejected
+	Samples  []Sample
+	// ProgressDone is how many more learners are done.
+	ProgressDone int64
+}
+
+// NewID returns a new run id: sortable by time, unique enough for one org's runs.
+func NewID(now time.Time, random uint32) string {
+	return fmt.Sprintf("r%s%08x", now.UTC().Format("20060102t150405"), random)
+}
