@@ -1,0 +1,117 @@
+package salesforcesim
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// routes is a ServeMux that also names each pattern's endpoint for Calls.
+type routes struct {
+	mux    *http.ServeMux
+	labels map[string]string // pattern → endpoint label
+}
+
+func newRoutes() *routes {
+	return &routes{mux: http.NewServeMux(), labels: make(map[string]string)}
+}
+
+func (rt *routes) handle(pattern, label string, h http.HandlerFunc) {
+	rt.mux.HandleFunc(pattern, h)
+	rt.labels[pattern] = label
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
+// host wraps one host's routes with what every request goes through: latency, injected
+// faults, a JSON 404 for unknown paths on the instance, and the per-endpoint call count.
+type host struct {
+	sim      *Sim
+	routes   *routes
+	instance bool
+}
+
+func (h host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.instance && len(r.URL.Path) > 1 && strings.HasSuffix(r.URL.Path, "/") && r.URL.Path != "/services/data/" {
+		// Salesforce documents several resources with a trailing slash (limits/,
+		// successfulResults/) and answers both spellings.
+		r.URL.Path = strings.TrimSuffix(r.URL.Path, "/")
+		r.URL.RawPath = ""
+	}
+	s := h.sim
+	s.delay(r.Context())
+	_, pattern := h.routes.mux.Handler(r)
+	label := h.routes.labels[pattern]
+	if label == "" {
+		label = r.Method + " (no route)"
+	}
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		s.mu.Lock()
+		s.calls[callKey{label, rec.status}]++
+		s.mu.Unlock()
+	}()
+
+	s.mu.Lock()
+	f := s.takeFault(r.URL.Path)
+	random503 := f == nil && h.instance && s.chance(s.cfg.FaultRate)
+	s.mu.Unlock()
+	switch {
+	case f != nil && h.instance:
+		writeAPIError(rec, f.Status, f.ErrorCode, f.Message)
+	case f != nil:
+		writeOAuthError(rec, f.Status, f.ErrorCode, f.Message)
+	case random503:
+		writeAPIError(rec, http.StatusServiceUnavailable, "SERVER_UNAVAILABLE", "Server is unavailable, please retry")
+	case pattern == "" && h.instance:
+		writeAPIError(rec, http.StatusNotFound, "NOT_FOUND", "The requested resource does not exist")
+	default:
+		h.routes.mux.ServeHTTP(rec, r)
+	}
+}
+
+// delay sleeps for the configured latency plus jitter, or until the client gives up.
+func (s *Sim) delay(ctx context.Context) {
+	d := s.cfg.Latency
+	if s.cfg.Jitter > 0 {
+		s.mu.Lock()
+		d += time.Duration(s.rng.Int64N(int64(s.cfg.Jitter)))
+		s.mu.Unlock()
+	}
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// apiError is one element of the JSON array every REST error body is.
+type apiError struct {
+	Message   string   `json:"message"`
+	ErrorCode string   `json:"errorCode"`
+	Fields    []string `json:"fields,omitempty"`
+}
+
+func writeAPIError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, []apiError{{Message: message, ErrorCode: code}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v) //nolint:errcheck // the client hung up; nothing to do
+}

@@ -1,0 +1,450 @@
+package salesforcesim
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// RecordError is one error reported for one record, as in an UpsertResult.
+type RecordError struct {
+	StatusCode string   `json:"statusCode"`
+	Message    string   `json:"message"`
+	Fields     []string `json:"fields"`
+}
+
+func recordError(code, message string, fields ...string) RecordError {
+	if fields == nil {
+		fields = []string{}
+	}
+	return RecordError{StatusCode: code, Message: message, Fields: fields}
+}
+
+// change is one field assignment parsed from a JSON body or a CSV row.
+type change struct {
+	field  *Field
+	value  any        // converted value; nil clears the field
+	parent *parentRef // set instead of value for a relationship by external id
+}
+
+// parentRef is a reference to a parent by its external id, e.g.
+// "skilljar__Student__r": {"skilljar__Obfuscated_Id__c": "abc"}.
+type parentRef struct {
+	table *table
+	field *Field // the parent's external id (or idLookup) field
+	value string
+}
+
+type writeMode int
+
+const (
+	modeUpsert writeMode = iota // match on the external id, create when absent
+	modeInsert
+	modeUpdate // match on Id
+)
+
+// writeOp is one record to write.
+type writeOp struct {
+	mode     writeMode
+	key      *Field // the external id field matched on (modeUpsert)
+	keyValue string // its value, or the Id for modeUpdate
+	changes  []change
+	failed   *RecordError // a failure found while parsing the record (CSV type errors)
+}
+
+// writeResult is the outcome for one record, in the order the records came.
+type writeResult struct {
+	id      string
+	created bool
+	errors  []RecordError
+}
+
+func (r writeResult) ok() bool { return len(r.errors) == 0 }
+
+// writeBatch writes records in order, as a collection or one bulk batch does. With
+// allOrNone, any failure undoes every write of the batch and the records that had succeeded
+// report ALL_OR_NONE_OPERATION_ROLLED_BACK. The caller holds s.mu.
+func (s *Sim) writeBatch(t *table, ops []writeOp, allOrNone bool) []writeResult {
+	results := make([]writeResult, len(ops))
+	// A batch may not name one external id twice: Salesforce cannot order the two writes.
+	seen := make(map[string]int)
+	for _, op := range ops {
+		if op.mode == modeUpsert && op.keyValue != "" {
+			seen[strings.ToLower(op.keyValue)]++
+		}
+	}
+	var undo []func()
+	failed := false
+	for i, op := range ops {
+		switch {
+		case op.failed != nil:
+			results[i] = writeResult{errors: []RecordError{*op.failed}}
+		case op.mode == modeUpsert && seen[strings.ToLower(op.keyValue)] > 1:
+			// Wording UNCONFIRMED; every record carrying the duplicated id fails.
+			results[i] = writeResult{errors: []RecordError{recordError("DUPLICATE_VALUE",
+				"Duplicate external id specified: "+op.keyValue, op.key.Name)}}
+		default:
+			results[i] = s.writeOne(t, op, &undo)
+		}
+		failed = failed || !results[i].ok()
+	}
+	if allOrNone && failed {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		for i := range results {
+			if results[i].ok() {
+				results[i] = writeResult{errors: []RecordError{recordError("ALL_OR_NONE_OPERATION_ROLLED_BACK",
+					"Record rolled back because not all records were valid and the request was using AllOrNone header")}}
+			}
+		}
+	}
+	return results
+}
+
+// writeOne validates and applies one record, appending what undoes it. The caller holds s.mu.
+func (s *Sim) writeOne(t *table, op writeOp, undo *[]func()) writeResult {
+	fail := func(errs ...RecordError) writeResult { return writeResult{errors: errs} }
+	var r *row
+	switch op.mode {
+	case modeUpsert:
+		if op.keyValue == "" {
+			// UNCONFIRMED code and wording for a record without its external id.
+			return fail(recordError("MISSING_ARGUMENT", op.key.Name+" not specified", op.key.Name))
+		}
+		r = t.lookup(op.key, op.keyValue)
+	case modeUpdate:
+		id, ok := canonicalID(op.keyValue)
+		if !ok {
+			return fail(recordError("MALFORMED_ID", "Record ID: id value of incorrect type: "+op.keyValue, "Id"))
+		}
+		if r = t.byID[id]; r == nil {
+			return fail(recordError("ENTITY_IS_DELETED", "entity is deleted"))
+		}
+	}
+	creating := r == nil
+
+	if e, ok := s.injectedRecordError(t, op, r); ok {
+		return fail(e)
+	}
+
+	changes := op.changes
+	if !creating && op.key != nil {
+		// Matching on the external id rewrites it only when its spelling changes.
+		changes = dropUnchangedKey(changes, op.key, r)
+	}
+	if e, ok := accessError(changes, creating); ok {
+		return fail(e)
+	}
+	values, errs := s.resolveValues(changes)
+	if len(errs) > 0 {
+		return fail(errs...)
+	}
+
+	next := make(map[string]any, len(t.obj.Fields))
+	if r != nil {
+		maps.Copy(next, r.values)
+	}
+	for f, v := range values {
+		if v == nil {
+			delete(next, f.Name)
+		} else {
+			next[f.Name] = v
+		}
+	}
+	if missing := requiredMissing(t.obj, next); len(missing) > 0 {
+		return fail(recordError("REQUIRED_FIELD_MISSING",
+			"Required fields are missing: ["+strings.Join(missing, ", ")+"]", missing...))
+	}
+	for name, idx := range t.unique {
+		v, ok := next[name].(string)
+		if !ok {
+			continue
+		}
+		if other := idx[strings.ToLower(v)]; other != nil && other != r {
+			return fail(recordError("DUPLICATE_VALUE",
+				fmt.Sprintf("duplicate value found: %s duplicates value on record with id: %s", name, other.id)))
+		}
+	}
+
+	now := s.now()
+	if creating {
+		t.seq++
+		r = &row{id: newID(t.obj.KeyPrefix, t.seq), created: now, modified: now, values: next}
+		defaultName(t.obj, r)
+		t.rows = append(t.rows, r)
+		t.byID[r.id] = r
+		t.index(r, true)
+		*undo = append(*undo, func() {
+			t.index(r, false)
+			delete(t.byID, r.id)
+			t.rows = t.rows[:len(t.rows)-1]
+			t.seq--
+		})
+	} else {
+		oldValues, oldModified := r.values, r.modified
+		t.index(r, false)
+		r.values, r.modified = next, now
+		defaultName(t.obj, r)
+		t.index(r, true)
+		*undo = append(*undo, func() {
+			t.index(r, false)
+			r.values, r.modified = oldValues, oldModified
+			t.index(r, true)
+		})
+	}
+	w := Write{SObject: t.obj.Name, ID: r.id, Created: creating}
+	if op.key != nil {
+		w.ExternalID, _ = r.values[op.key.Name].(string)
+	}
+	n := len(s.writes)
+	s.writes = append(s.writes, w)
+	*undo = append(*undo, func() { s.writes = s.writes[:n] })
+	return writeResult{id: r.id, created: creating}
+}
+
+// defaultName gives a custom object's record its Id as Name when none was written, as
+// Salesforce does for an API insert without Name.
+func defaultName(obj *SObject, r *row) {
+	if f := obj.field("Name"); f != nil && f.DefaultedOnCreate && r.values["Name"] == nil {
+		r.values["Name"] = r.id
+	}
+}
+
+// index adds or removes a row's entries in the table's unique indexes.
+func (t *table) index(r *row, add bool) {
+	for name, idx := range t.unique {
+		v, ok := r.values[name].(string)
+		if !ok {
+			continue
+		}
+		if add {
+			idx[strings.ToLower(v)] = r
+		} else if idx[strings.ToLower(v)] == r {
+			delete(idx, strings.ToLower(v))
+		}
+	}
+}
+
+func dropUnchangedKey(changes []change, key *Field, r *row) []change {
+	out := changes[:0:0]
+	for _, c := range changes {
+		if c.field == key && c.value == r.values[key.Name] {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// injectedRecordError consumes an InjectRecordError entry or draws from LockRate; the
+// caller holds s.mu.
+func (s *Sim) injectedRecordError(t *table, op writeOp, r *row) (RecordError, bool) {
+	if op.key != nil {
+		k := recordKey{strings.ToLower(t.obj.Name), strings.ToLower(op.keyValue)}
+		if f := s.recErr[k]; f != nil {
+			if f.times--; f.times <= 0 {
+				delete(s.recErr, k)
+			}
+			return recordError(f.code, injectedMessage(f.code, r)), true
+		}
+	}
+	if s.chance(s.cfg.LockRate) {
+		return recordError("UNABLE_TO_LOCK_ROW", injectedMessage("UNABLE_TO_LOCK_ROW", r)), true
+	}
+	return RecordError{}, false
+}
+
+func injectedMessage(code string, r *row) string {
+	if code == "UNABLE_TO_LOCK_ROW" {
+		id := ""
+		if r != nil {
+			id = r.id
+		}
+		return "unable to obtain exclusive access to this record or 1 records: " + id
+	}
+	return strings.ToLower(strings.ReplaceAll(code, "_", " "))
+}
+
+// accessError names every field the record may not set, as one
+// INVALID_FIELD_FOR_INSERT_UPDATE error.
+func accessError(changes []change, creating bool) (RecordError, bool) {
+	var denied []string
+	for _, c := range changes {
+		if creating && !c.field.Createable || !creating && !c.field.Updateable {
+			denied = append(denied, c.field.Name)
+		}
+	}
+	if len(denied) == 0 {
+		return RecordError{}, false
+	}
+	verb := "update"
+	if creating {
+		verb = "create"
+	}
+	return recordError("INVALID_FIELD_FOR_INSERT_UPDATE",
+		fmt.Sprintf("Unable to %s fields: %s. Please check the security settings of this field and verify that "+
+			"it is read/write for your profile or permission set.", verb, strings.Join(denied, ", ")), denied...), true
+}
+
+// resolveValues turns parent references into Ids and checks every value against its field;
+// the caller holds s.mu.
+func (s *Sim) resolveValues(changes []change) (map[*Field]any, []RecordError) {
+	values := make(map[*Field]any, len(changes))
+	var errs []RecordError
+	for _, c := range changes {
+		f, v := c.field, c.value
+		if c.parent != nil {
+			p := c.parent.table.lookup(c.parent.field, c.parent.value)
+			if p == nil {
+				errs = append(errs, recordError("INVALID_FIELD", fmt.Sprintf(
+					"Foreign key external ID: %s not found for field %s in entity %s",
+					c.parent.value, c.parent.field.Name, c.parent.table.obj.Name)))
+				continue
+			}
+			values[f] = p.id
+			continue
+		}
+		if e, ok := s.checkValue(f, v); ok {
+			errs = append(errs, e)
+			continue
+		}
+		if f.Type == TypeRef && v != nil {
+			v, _ = canonicalID(v.(string))
+		}
+		values[f] = v
+	}
+	return values, errs
+}
+
+var emailPattern = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s.]+$`)
+
+// checkValue applies a field's type rules to a converted value; the caller holds s.mu.
+func (s *Sim) checkValue(f *Field, v any) (RecordError, bool) {
+	str, ok := v.(string)
+	if !ok {
+		return RecordError{}, false
+	}
+	switch {
+	case f.Length > 0 && utf8.RuneCountInString(str) > f.Length:
+		return recordError("STRING_TOO_LONG", fmt.Sprintf("%s: data value too large: %s (max length=%d)",
+			f.Label, str, f.Length), f.Name), true
+	case f.Type == TypeEmail && !emailPattern.MatchString(str):
+		return recordError("INVALID_EMAIL_ADDRESS", f.Label+": invalid email address: "+str, f.Name), true
+	case f.Type == TypePicklist && len(f.PicklistValues) > 0 && !slices.Contains(f.PicklistValues, str):
+		return recordError("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+			f.Label+": bad value for restricted picklist field: "+str, f.Name), true
+	case f.Type == TypeRef:
+		id, ok := canonicalID(str)
+		if !ok {
+			return recordError("MALFORMED_ID", f.Label+": id value of incorrect type: "+str, f.Name), true
+		}
+		if parent := s.table(f.ReferenceTo[0]); parent == nil || parent.byID[id] == nil {
+			return recordError("INVALID_CROSS_REFERENCE_KEY", f.Label+": invalid cross reference id", f.Name), true
+		}
+	}
+	return RecordError{}, false
+}
+
+// requiredMissing lists required fields without a value after a write.
+func requiredMissing(obj *SObject, values map[string]any) []string {
+	var missing []string
+	for _, f := range obj.Fields {
+		if f.Nillable || f.DefaultedOnCreate || f.Calculated {
+			continue
+		}
+		if values[f.Name] == nil {
+			missing = append(missing, f.Name)
+		}
+	}
+	return missing
+}
+
+// valueError is a value that cannot be converted to its field's type.
+type valueError struct {
+	field *Field
+	value any
+}
+
+func (e *valueError) Error() string {
+	return fmt.Sprintf("%s: value not of required type: %v", e.field.Label, e.value)
+}
+
+// convert turns a JSON value (string, json.Number, bool or nil) or a CSV cell into the
+// field's stored type. An empty text value means null, as Salesforce stores it.
+func convert(f *Field, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	bad := &valueError{f, v}
+	switch {
+	case f.Type.textual():
+		switch x := v.(type) {
+		case string:
+			if x == "" {
+				return nil, nil
+			}
+			return x, nil
+		case json.Number:
+			return x.String(), nil
+		case bool:
+			return strconv.FormatBool(x), nil
+		}
+	case f.Type == TypeDouble:
+		var str string
+		switch x := v.(type) {
+		case json.Number:
+			str = x.String()
+		case string:
+			if x == "" {
+				return nil, nil
+			}
+			str = x
+		default:
+			return nil, bad
+		}
+		n, err := strconv.ParseFloat(str, 64)
+		if err != nil {
+			return nil, bad
+		}
+		return n, nil
+	case f.Type == TypeBoolean:
+		switch x := v.(type) {
+		case bool:
+			return x, nil
+		case string:
+			if b, err := strconv.ParseBool(strings.ToLower(x)); err == nil {
+				return b, nil
+			}
+		}
+	case f.Type == TypeDateTime:
+		if x, ok := v.(string); ok {
+			if x == "" {
+				return nil, nil
+			}
+			if t, ok := parseDateTime(x); ok {
+				return t, nil
+			}
+		}
+	}
+	return nil, bad
+}
+
+// parseDateTime reads the ISO 8601 forms Salesforce accepts for a dateTime value.
+func parseDateTime(s string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999Z0700", "2006-01-02T15:04:05Z0700"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC().Truncate(time.Millisecond), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// formatDateTime writes a dateTime the way the REST API returns it.
+func formatDateTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000+0000") }
