@@ -691,8 +691,11 @@ func (c *comparison) match(q *query, r *row) bool {
 		return in == (c.op == "IN")
 	}
 	want := c.values[0]
-	if want == nil || v == nil {
-		return (want == nil && v == nil) == (c.op == "=")
+	switch {
+	case want == nil:
+		return (v == nil) == (c.op == "=")
+	case v == nil:
+		return c.op == "!=" // a null is unequal to any value and unordered against it
 	}
 	n := compareValues(v, want)
 	switch c.op {
