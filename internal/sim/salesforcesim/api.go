@@ -3,8 +3,8 @@ package salesforcesim
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"slices"
@@ -261,7 +261,7 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request) {
 	if t == nil {
 		return
 	}
-	var raw map[string]json.RawMessage
+	var raw map[string]any
 	if !decodeBody(w, r, &raw) {
 		return
 	}
@@ -281,7 +281,7 @@ func (s *Sim) handleUpsertOne(w http.ResponseWriter, r *http.Request) {
 	if t == nil {
 		return
 	}
-	var raw map[string]json.RawMessage
+	var raw map[string]any
 	if !decodeBody(w, r, &raw) {
 		return
 	}
@@ -350,8 +350,8 @@ func (s *Sim) handleCollectionUpsert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body struct {
-		AllOrNone bool                         `json:"allOrNone"`
-		Records   []map[string]json.RawMessage `json:"records"`
+		AllOrNone bool             `json:"allOrNone"`
+		Records   []map[string]any `json:"records"`
 	}
 	if !decodeBody(w, r, &body) {
 		return
@@ -406,22 +406,20 @@ func externalIDField(t *table, name string) (*Field, *apiError) {
 }
 
 // checkRecordType enforces that each collection record names its sObject type.
-func checkRecordType(t *table, raw map[string]json.RawMessage) *apiError {
-	var attrs struct {
-		Type string `json:"type"`
-	}
+func checkRecordType(t *table, raw map[string]any) *apiError {
+	var typ string
 	for k, v := range raw {
-		if strings.EqualFold(k, "attributes") {
-			json.Unmarshal(v, &attrs) //nolint:errcheck // a malformed attributes object has no type
+		if attrs, ok := v.(map[string]any); ok && strings.EqualFold(k, "attributes") {
+			typ, _ = attrs["type"].(string)
 		}
 	}
 	switch {
-	case attrs.Type == "":
+	case typ == "":
 		// UNCONFIRMED code and wording.
 		return &apiError{ErrorCode: "INVALID_TYPE", Message: "When using the sObject Collections API, every record must specify attributes.type"}
-	case !strings.EqualFold(attrs.Type, t.obj.Name):
+	case !strings.EqualFold(typ, t.obj.Name):
 		return &apiError{ErrorCode: "INVALID_TYPE",
-			Message: fmt.Sprintf("Record type %s does not match the sObject %s in the URL", attrs.Type, t.obj.Name)}
+			Message: fmt.Sprintf("Record type %s does not match the sObject %s in the URL", typ, t.obj.Name)}
 	}
 	return nil
 }
@@ -429,7 +427,7 @@ func checkRecordType(t *table, raw map[string]json.RawMessage) *apiError {
 // parseJSONRecord reads one record's fields and parent references. An unknown field or a
 // value of the wrong JSON type fails the whole request, as Salesforce's deserializer does.
 // The caller holds s.mu.
-func (s *Sim) parseJSONRecord(t *table, raw map[string]json.RawMessage) ([]change, *apiError) {
+func (s *Sim) parseJSONRecord(t *table, raw map[string]any) ([]change, *apiError) {
 	keys := make([]string, 0, len(raw))
 	for k := range raw {
 		if !strings.EqualFold(k, "attributes") {
@@ -439,9 +437,9 @@ func (s *Sim) parseJSONRecord(t *table, raw map[string]json.RawMessage) ([]chang
 	slices.Sort(keys) // deterministic errors when several keys are wrong
 	changes := make([]change, 0, len(keys))
 	for _, k := range keys {
-		v, err := decodeValue(raw[k])
-		if err != nil {
-			return nil, &apiError{ErrorCode: "JSON_PARSER_ERROR", Message: err.Error()}
+		v := raw[k]
+		if _, isList := v.([]any); isList {
+			return nil, &apiError{ErrorCode: "JSON_PARSER_ERROR", Message: "Cannot deserialize a JSON array into field " + k}
 		}
 		if f := t.obj.field(k); f != nil {
 			cv, err := convert(f, v)
@@ -514,25 +512,14 @@ func noSuchColumn(field, object string) *apiError {
 	return &apiError{ErrorCode: "INVALID_FIELD", Message: fmt.Sprintf("No such column '%s' on sobject of type %s", field, object)}
 }
 
-// decodeValue decodes one JSON value keeping numbers exact.
-func decodeValue(raw json.RawMessage) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("malformed JSON value: %w", err)
-	}
-	if _, isList := v.([]any); isList {
-		return nil, fmt.Errorf("a field value cannot be a JSON array")
-	}
-	return v, nil
-}
-
-// decodeBody reads a JSON request body or answers 400 JSON_PARSER_ERROR.
+// decodeBody reads a JSON request body, keeping numbers exact, or answers 400
+// JSON_PARSER_ERROR.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	body, err := io.ReadAll(r.Body)
-	if err == nil {
-		err = json.Unmarshal(body, v)
+	dec := json.NewDecoder(r.Body)
+	dec.UseNumber()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON body")
 	}
 	if err != nil {
 		writeAPIError(w, http.StatusBadRequest, "JSON_PARSER_ERROR", "Unexpected request body: "+err.Error())
