@@ -21,8 +21,8 @@ func TestAuthenticationFailuresAnswer401WithDRFDetail(t *testing.T) {
 	}{
 		{"no credentials", "", "Authentication credentials were not provided."},
 		{"wrong key", "Basic " + b64("sk-live-wrong:"), "Invalid username/password."},
-		{"key sent as the password", "Basic " + b64(":" + s.APIKey()), "Invalid username/password."},
-		{"key with a password", "Basic " + b64(s.APIKey() + ":secret"), "Invalid username/password."},
+		{"key sent as the password", "Basic " + b64(":"+s.APIKey()), "Invalid username/password."},
+		{"key with a password", "Basic " + b64(s.APIKey()+":secret"), "Invalid username/password."},
 		{"key as a bearer token", "Bearer " + s.APIKey(), "Authentication credentials were not provided."},
 		{"not base64", "Basic %%%", "Invalid basic header. Credentials not correctly base64 encoded."},
 	} {

@@ -17,12 +17,10 @@ var (
 )
 
 // Field limits that generated data probes right up to: Skilljar's name fields take 50
-// characters (reference §3.2) and Salesforce text fields 255 (§6.1). Emails stay within
-// 80 characters and the characters Salesforce's email validation accepts.
+// characters (reference §3.2) and Salesforce text fields 255 (§6.1).
 const (
 	maxNameLen  = 50
 	maxTitleLen = 255
-	maxEmailLen = 80
 )
 
 // idSource hands out Skilljar-shaped ids: 13 lowercase alphanumerics. Each id is a bijective
@@ -274,8 +272,8 @@ func (g *generator) learner(at time.Time, domains ...string) Learner {
 		l.LastName = g.longName(lastNames)
 	}
 	l.Email = g.email(first.ascii, last.ascii, serial)
-	if g.r.IntN(100) < 3 {
-		t := g.stamp(at, maxTime(at, generatedUntil))
+	if g.r.IntN(100) < 3 && at.Before(generatedUntil) { // some past learners were deactivated
+		t := g.stamp(at, generatedUntil)
 		l.InactiveAt = &t
 	}
 	for i, name := range domains {
@@ -288,8 +286,9 @@ func (g *generator) learner(at time.Time, domains ...string) Learner {
 	return l
 }
 
-// email builds a unique address: the serial number makes it unique even case-insensitively;
-// tags, apostrophes and capitals exercise the sink's email handling.
+// email builds a unique address: names hold no dots, so the serial number between them and
+// the tag or @ makes it unique even case-insensitively. Tags, apostrophes and capitals
+// exercise the sink's email handling; the parts keep it well under 80 characters.
 func (g *generator) email(first, last string, serial int) string {
 	local := truncate(first, 20) + "." + truncate(last, 20) + "." + strconv.FormatInt(int64(serial), 36)
 	if g.r.IntN(100) < 15 {
@@ -302,7 +301,7 @@ func (g *generator) email(first, last string, serial int) string {
 		}
 		local = strings.Join(parts, ".")
 	}
-	return truncate(local+"@"+emailDomains[g.r.IntN(len(emailDomains))], maxEmailLen)
+	return local + "@" + emailDomains[g.r.IntN(len(emailDomains))]
 }
 
 // longName strings names together to exactly the 50-character limit.

@@ -68,7 +68,9 @@ func (s *Sim) routes() http.Handler {
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
-			r.URL.Path = strings.TrimSuffix(p, "/") // DRF routes answer with or without the slash
+			// The reference writes paths without a trailing slash; whether the live API also takes
+			// one is UNCONFIRMED, so both are accepted.
+			r.URL.Path = strings.TrimSuffix(p, "/")
 		}
 		mux.ServeHTTP(w, r)
 	})

@@ -296,13 +296,10 @@ func toWireUserCourseProgress(p *Progress, c *Course) wireUserCourseProgress {
 			IssuedAt:    stamp(*p.CompletedAt),
 		}
 	}
-	for _, e := range p.History {
-		w.AllEnrollments = append(w.AllEnrollments, toWireEnrollmentRef(e))
+	for _, e := range p.AllEnrollments() {
+		w.AllEnrollments = append(w.AllEnrollments, wireEnrollmentRef{
+			CourseProgressID: e.CourseProgressID, Active: e.Active, ExpiresAt: stampPtr(e.ExpiresAt), EnrollmentID: e.EnrollmentID,
+		})
 	}
-	w.AllEnrollments = append(w.AllEnrollments, toWireEnrollmentRef(p.Current()))
 	return w
-}
-
-func toWireEnrollmentRef(e Enrollment) wireEnrollmentRef {
-	return wireEnrollmentRef{CourseProgressID: e.CourseProgressID, Active: e.Active, ExpiresAt: stampPtr(e.ExpiresAt), EnrollmentID: e.EnrollmentID}
 }
