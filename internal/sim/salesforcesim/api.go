@@ -327,10 +327,10 @@ func writeSingleResult(w http.ResponseWriter, res writeResult, status int) {
 
 // upsertResult is one element of a collections response (and the single-record answer).
 type upsertResult struct {
-	ID      *string       `json:"id"`
-	Success bool          `json:"success"`
-	Errors  []RecordError `json:"errors"`
-	Created bool          `json:"created"`
+	ID      *string     `json:"id"`
+	Success bool        `json:"success"`
+	Errors  []recordErr `json:"errors"`
+	Created bool        `json:"created"`
 }
 
 func upsertResultOf(res writeResult) upsertResult {
@@ -339,7 +339,7 @@ func upsertResultOf(res writeResult) upsertResult {
 		out.ID = &res.id
 	}
 	if out.Errors == nil {
-		out.Errors = []RecordError{}
+		out.Errors = []recordErr{}
 	}
 	return out
 }

@@ -37,6 +37,7 @@ type bulkJob struct {
 	table    *table
 	header   []string
 	rows     [][]string
+	uploads  int
 	parseErr error
 	next     int // rows before next have been processed
 	success  []resultRow
@@ -190,10 +191,11 @@ func (s *Sim) handleUpload(w http.ResponseWriter, r *http.Request) {
 	case j.info.State != stateOpen:
 		jobError(w, http.StatusBadRequest, "INVALIDJOBSTATE", "Job's state %s does not allow uploads", j.info.State)
 		return
-	case j.header != nil && !s.cfg.BulkMultipleUploads:
+	case j.uploads > 0 && !s.cfg.BulkMultipleUploads:
 		jobError(w, http.StatusBadRequest, "INVALIDJOBSTATE", "Job %s already has data; upload once per job", j.info.ID)
 		return
 	}
+	j.uploads++
 	rd := csv.NewReader(bytes.NewReader(body))
 	rd.Comma = columnDelimiters[j.info.ColumnDelimiter]
 	rd.FieldsPerRecord = 0
@@ -208,9 +210,6 @@ func (s *Sim) handleUpload(w http.ResponseWriter, r *http.Request) {
 	default:
 		j.header = all[0]
 		j.rows = append(j.rows, all[1:]...)
-	}
-	if j.header == nil && j.parseErr != nil {
-		j.header = []string{}
 	}
 	w.WriteHeader(http.StatusCreated)
 }
@@ -315,7 +314,9 @@ func (s *Sim) process(ctx context.Context, j *bulkJob) {
 		j.info.TotalProcessingTime = time.Since(start).Milliseconds()
 		j.info.APIActiveProcessingTime = j.info.TotalProcessingTime
 		j.info.SystemModstamp = formatDateTime(s.now())
-		s.batches++
+		if len(batch) > 0 {
+			s.batches++
+		}
 		if end == len(j.rows) {
 			j.info.State = stateJobComplete
 			s.mu.Unlock()
@@ -414,7 +415,7 @@ func (j *bulkJob) op(columns []column, cells []string) writeOp {
 		}
 		v, err := convert(c.field, raw)
 		if err != nil && op.failed == nil {
-			e := recordError("INVALID_TYPE_ON_FIELD_IN_RECORD", err.Error(), c.field.Name)
+			e := newRecordErr("INVALID_TYPE_ON_FIELD_IN_RECORD", err.Error(), c.field.Name)
 			op.failed = &e
 		}
 		if c.field == op.key {

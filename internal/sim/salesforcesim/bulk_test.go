@@ -250,4 +250,8 @@ func TestBulkMultipleUploadsWhenConfigured(t *testing.T) {
 	if final, _ := c.waitJob(job.ID); final.NumberRecordsProcessed != 2 || s.Count(objStudent) != 2 {
 		t.Fatalf("job = %+v, count %d", final, s.Count(objStudent))
 	}
+	// Inserts are logged under the object's external id so replays stay countable.
+	if log := s.WriteLog(); len(log) != 2 || log[0].ExternalID != "a" || log[1].ExternalID != "b" || !log[1].Created {
+		t.Fatalf("WriteLog = %+v", log)
+	}
 }

@@ -64,7 +64,7 @@ func (h host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	f := s.takeFault(r.URL.Path)
-	random503 := f == nil && h.instance && s.chance(s.cfg.FaultRate)
+	random503 := f == nil && strings.Contains(pattern, "{version}") && s.chance(s.cfg.FaultRate)
 	s.mu.Unlock()
 	switch {
 	case f != nil && h.instance:

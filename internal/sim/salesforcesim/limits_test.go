@@ -3,6 +3,7 @@ package salesforcesim
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -131,4 +132,17 @@ func TestLatencyHoldsEveryRequestBack(t *testing.T) {
 		t.Fatalf("a call answered %d despite an hour of latency", resp.StatusCode)
 	}
 	// Close must not wait out the latency of the abandoned request.
+}
+
+func TestStartRefusesAnInconsistentSchema(t *testing.T) {
+	schema := DefaultSchema()
+	schema = schema[1:] // drop Contact, which the Student and Progress lookups point at
+	s, err := Start(Config{Schema: schema}, "127.0.0.1:0")
+	if err == nil {
+		s.Close()
+		t.Fatal("Start accepted lookups to a missing object")
+	}
+	if !strings.Contains(err.Error(), "skilljar__Contact__c") {
+		t.Fatalf("error = %v, want it to name the lookup", err)
+	}
 }

@@ -236,6 +236,8 @@ func (s *Sim) exchangeCode(form url.Values) (TokenResponse, *oauthError) {
 	case code.challenge != "" && s256(verifier) != code.challenge:
 		return TokenResponse{}, &oauthError{"invalid_request", "invalid code verifier"}
 	}
+	// A verifier without a challenge is ignored (UNCONFIRMED), as jsforce with useVerifier
+	// also sends one on refresh.
 	return s.issueGrant(code.scope), nil
 }
 

@@ -1,6 +1,10 @@
 package salesforcesim
 
-import "strings"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // FieldType is a describe field type, as GET sobjects/{Object}/describe spells it.
 type FieldType string
@@ -85,6 +89,16 @@ func (o *SObject) field(name string) *Field {
 	return nil
 }
 
+// externalID is the object's first external id field, or nil.
+func (o *SObject) externalID() *Field {
+	for i := range o.Fields {
+		if o.Fields[i].ExternalID {
+			return &o.Fields[i]
+		}
+	}
+	return nil
+}
+
 // relationship finds the reference field whose relationship name is name.
 func (o *SObject) relationship(name string) *Field {
 	for i := range o.Fields {
@@ -94,6 +108,37 @@ func (o *SObject) relationship(name string) *Field {
 		}
 	}
 	return nil
+}
+
+// validateSchema checks what the simulator relies on: unique object names, 3-character key
+// prefixes, and lookups that name a known object and a relationship.
+func validateSchema(schema []SObject) error {
+	names := make(map[string]bool)
+	for _, o := range schema {
+		if names[strings.ToLower(o.Name)] {
+			return fmt.Errorf("schema: object %s is defined twice", o.Name)
+		}
+		names[strings.ToLower(o.Name)] = true
+	}
+	var errs []error
+	for _, o := range schema {
+		if len(o.KeyPrefix) != 3 || !isAlnum(o.KeyPrefix) {
+			errs = append(errs, fmt.Errorf("schema: %s.KeyPrefix %q must be 3 letters or digits", o.Name, o.KeyPrefix))
+		}
+		if o.field("Id") == nil {
+			errs = append(errs, fmt.Errorf("schema: %s has no Id field", o.Name))
+		}
+		for _, f := range o.Fields {
+			if f.Type != TypeRef {
+				continue
+			}
+			if len(f.ReferenceTo) != 1 || !names[strings.ToLower(f.ReferenceTo[0])] || f.RelationshipName == "" {
+				errs = append(errs, fmt.Errorf("schema: lookup %s.%s needs one known ReferenceTo object and a RelationshipName",
+					o.Name, f.Name))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ObfuscatedID is the external id every Skilljar package object carries: Skilljar's own id.

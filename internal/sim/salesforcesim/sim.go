@@ -109,9 +109,13 @@ type Sim struct {
 	bulkWG                sync.WaitGroup
 }
 
-// New builds a simulated org that serves nothing until Serve or Start.
+// New builds a simulated org that serves nothing until Serve. It panics on an invalid
+// Config.Schema, a programming error in the test that wrote it; Start returns it instead.
 func New(cfg Config) *Sim {
 	cfg = cfg.withDefaults()
+	if err := validateSchema(cfg.Schema); err != nil {
+		panic(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sim{
 		cfg:    cfg,
@@ -136,6 +140,11 @@ func New(cfg Config) *Sim {
 // free port) and its instance on a listener of its own, so that data calls sent to the login
 // host, or OAuth calls sent to the instance, get 404 as they would in a real org.
 func Start(cfg Config, loginAddr string) (*Sim, error) {
+	if cfg.Schema != nil {
+		if err := validateSchema(cfg.Schema); err != nil {
+			return nil, err
+		}
+	}
 	login, err := net.Listen("tcp", loginAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on login address %s: %w", loginAddr, err)
@@ -300,9 +309,9 @@ type recordFault struct {
 	times int
 }
 
-// InjectRecordError makes the next times writes of the record with that external id fail
+// InjectrecordErr makes the next times writes of the record with that external id fail
 // with statusCode (e.g. UNABLE_TO_LOCK_ROW), in collections, single upserts and bulk jobs.
-func (s *Sim) InjectRecordError(sobject, externalID, statusCode string, times int) {
+func (s *Sim) InjectrecordErr(sobject, externalID, statusCode string, times int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.recErr[recordKey{strings.ToLower(sobject), strings.ToLower(externalID)}] = &recordFault{statusCode, max(times, 1)}

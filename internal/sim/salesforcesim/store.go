@@ -104,7 +104,8 @@ func (s *Sim) Records(sobject string) []Record {
 	return out
 }
 
-// RecordByExternalID finds a row by a unique field (or Id), case-insensitively.
+// RecordByExternalID finds a row by a field's value, case-insensitively: through the index
+// for unique fields and Id, else the first row in creation order.
 func (s *Sim) RecordByExternalID(sobject, field, value string) (Record, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -116,11 +117,18 @@ func (s *Sim) RecordByExternalID(sobject, field, value string) (Record, bool) {
 	if f == nil {
 		return nil, false
 	}
-	r := t.lookup(f, value)
-	if r == nil {
+	if f.Unique || f.Type == TypeID {
+		if r := t.lookup(f, value); r != nil {
+			return t.record(r), true
+		}
 		return nil, false
 	}
-	return t.record(r), true
+	for _, r := range t.rows {
+		if v, ok := r.values[f.Name].(string); ok && strings.EqualFold(v, value) {
+			return t.record(r), true
+		}
+	}
+	return nil, false
 }
 
 // Count is the number of rows of an object.

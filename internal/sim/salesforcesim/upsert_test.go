@@ -51,7 +51,7 @@ func TestCollectionsUpsertCreatesThenUpdatesAndAnswersInOrder(t *testing.T) {
 	}
 }
 
-func TestCollectionsUpsertReportsEachRecordErrorCode(t *testing.T) {
+func TestCollectionsUpsertReportsEachrecordErrCode(t *testing.T) {
 	unique := DefaultSchema()
 	for i := range unique {
 		if unique[i].Name == objStudent {
@@ -67,7 +67,7 @@ func TestCollectionsUpsertReportsEachRecordErrorCode(t *testing.T) {
 	c.upsert(objStudent, false, student("taken", studentEmail, "taken@example.com"))
 	c.upsert(objCourse, false, map[string]any{ObfuscatedID: "course-1"})
 	s.SetFieldAccess(objStudent, "skilljar__First_Name__c", false, true)
-	s.InjectRecordError(objStudent, "locked", "UNABLE_TO_LOCK_ROW", 1)
+	s.InjectrecordErr(objStudent, "locked", "UNABLE_TO_LOCK_ROW", 1)
 
 	cases := []struct {
 		name   string

@@ -12,18 +12,18 @@ import (
 	"unicode/utf8"
 )
 
-// RecordError is one error reported for one record, as in an UpsertResult.
-type RecordError struct {
+// recordErr is one error reported for one record, as in an UpsertResult.
+type recordErr struct {
 	StatusCode string   `json:"statusCode"`
 	Message    string   `json:"message"`
 	Fields     []string `json:"fields"`
 }
 
-func recordError(code, message string, fields ...string) RecordError {
+func newRecordErr(code, message string, fields ...string) recordErr {
 	if fields == nil {
 		fields = []string{}
 	}
-	return RecordError{StatusCode: code, Message: message, Fields: fields}
+	return recordErr{StatusCode: code, Message: message, Fields: fields}
 }
 
 // change is one field assignment parsed from a JSON body or a CSV row.
@@ -55,14 +55,14 @@ type writeOp struct {
 	key      *Field // the external id field matched on (modeUpsert)
 	keyValue string // its value, or the Id for modeUpdate
 	changes  []change
-	failed   *RecordError // a failure found while parsing the record (CSV type errors)
+	failed   *recordErr // a failure found while parsing the record (CSV type errors)
 }
 
 // writeResult is the outcome for one record, in the order the records came.
 type writeResult struct {
 	id      string
 	created bool
-	errors  []RecordError
+	errors  []recordErr
 }
 
 func (r writeResult) ok() bool { return len(r.errors) == 0 }
@@ -84,10 +84,10 @@ func (s *Sim) writeBatch(t *table, ops []writeOp, allOrNone bool) []writeResult 
 	for i, op := range ops {
 		switch {
 		case op.failed != nil:
-			results[i] = writeResult{errors: []RecordError{*op.failed}}
+			results[i] = writeResult{errors: []recordErr{*op.failed}}
 		case op.mode == modeUpsert && seen[strings.ToLower(op.keyValue)] > 1:
 			// Wording UNCONFIRMED; every record carrying the duplicated id fails.
-			results[i] = writeResult{errors: []RecordError{recordError("DUPLICATE_VALUE",
+			results[i] = writeResult{errors: []recordErr{newRecordErr("DUPLICATE_VALUE",
 				"Duplicate external id specified: "+op.keyValue, op.key.Name)}}
 		default:
 			results[i] = s.writeOne(t, op, &undo)
@@ -100,7 +100,7 @@ func (s *Sim) writeBatch(t *table, ops []writeOp, allOrNone bool) []writeResult 
 		}
 		for i := range results {
 			if results[i].ok() {
-				results[i] = writeResult{errors: []RecordError{recordError("ALL_OR_NONE_OPERATION_ROLLED_BACK",
+				results[i] = writeResult{errors: []recordErr{newRecordErr("ALL_OR_NONE_OPERATION_ROLLED_BACK",
 					"Record rolled back because not all records were valid and the request was using AllOrNone header")}}
 			}
 		}
@@ -110,27 +110,27 @@ func (s *Sim) writeBatch(t *table, ops []writeOp, allOrNone bool) []writeResult 
 
 // writeOne validates and applies one record, appending what undoes it. The caller holds s.mu.
 func (s *Sim) writeOne(t *table, op writeOp, undo *[]func()) writeResult {
-	fail := func(errs ...RecordError) writeResult { return writeResult{errors: errs} }
+	fail := func(errs ...recordErr) writeResult { return writeResult{errors: errs} }
 	var r *row
 	switch op.mode {
 	case modeUpsert:
 		if op.keyValue == "" {
 			// UNCONFIRMED code and wording for a record without its external id.
-			return fail(recordError("MISSING_ARGUMENT", op.key.Name+" not specified", op.key.Name))
+			return fail(newRecordErr("MISSING_ARGUMENT", op.key.Name+" not specified", op.key.Name))
 		}
 		r = t.lookup(op.key, op.keyValue)
 	case modeUpdate:
 		id, ok := canonicalID(op.keyValue)
 		if !ok {
-			return fail(recordError("MALFORMED_ID", "Record ID: id value of incorrect type: "+op.keyValue, "Id"))
+			return fail(newRecordErr("MALFORMED_ID", "Record ID: id value of incorrect type: "+op.keyValue, "Id"))
 		}
 		if r = t.byID[id]; r == nil {
-			return fail(recordError("ENTITY_IS_DELETED", "entity is deleted"))
+			return fail(newRecordErr("ENTITY_IS_DELETED", "entity is deleted"))
 		}
 	}
 	creating := r == nil
 
-	if e, ok := s.injectedRecordError(t, op, r); ok {
+	if e, ok := s.injectedrecordErr(t, op, r); ok {
 		return fail(e)
 	}
 
@@ -159,7 +159,7 @@ func (s *Sim) writeOne(t *table, op writeOp, undo *[]func()) writeResult {
 		}
 	}
 	if missing := requiredMissing(t.obj, next); len(missing) > 0 {
-		return fail(recordError("REQUIRED_FIELD_MISSING",
+		return fail(newRecordErr("REQUIRED_FIELD_MISSING",
 			"Required fields are missing: ["+strings.Join(missing, ", ")+"]", missing...))
 	}
 	for name, idx := range t.unique {
@@ -168,7 +168,7 @@ func (s *Sim) writeOne(t *table, op writeOp, undo *[]func()) writeResult {
 			continue
 		}
 		if other := idx[strings.ToLower(v)]; other != nil && other != r {
-			return fail(recordError("DUPLICATE_VALUE",
+			return fail(newRecordErr("DUPLICATE_VALUE",
 				fmt.Sprintf("duplicate value found: %s duplicates value on record with id: %s", name, other.id)))
 		}
 	}
@@ -200,8 +200,14 @@ func (s *Sim) writeOne(t *table, op writeOp, undo *[]func()) writeResult {
 		})
 	}
 	w := Write{SObject: t.obj.Name, ID: r.id, Created: creating}
-	if op.key != nil {
-		w.ExternalID, _ = r.values[op.key.Name].(string)
+	key := op.key
+	if key == nil {
+		// Inserts and updates by Id log the object's external id, so replays can be counted
+		// whichever way a record was written.
+		key = t.obj.externalID()
+	}
+	if key != nil {
+		w.ExternalID, _ = r.values[key.Name].(string)
 	}
 	n := len(s.writes)
 	s.writes = append(s.writes, w)
@@ -243,22 +249,22 @@ func dropUnchangedKey(changes []change, key *Field, r *row) []change {
 	return out
 }
 
-// injectedRecordError consumes an InjectRecordError entry or draws from LockRate; the
+// injectedrecordErr consumes an InjectrecordErr entry or draws from LockRate; the
 // caller holds s.mu.
-func (s *Sim) injectedRecordError(t *table, op writeOp, r *row) (RecordError, bool) {
+func (s *Sim) injectedrecordErr(t *table, op writeOp, r *row) (recordErr, bool) {
 	if op.key != nil {
 		k := recordKey{strings.ToLower(t.obj.Name), strings.ToLower(op.keyValue)}
 		if f := s.recErr[k]; f != nil {
 			if f.times--; f.times <= 0 {
 				delete(s.recErr, k)
 			}
-			return recordError(f.code, injectedMessage(f.code, r)), true
+			return newRecordErr(f.code, injectedMessage(f.code, r)), true
 		}
 	}
 	if s.chance(s.cfg.LockRate) {
-		return recordError("UNABLE_TO_LOCK_ROW", injectedMessage("UNABLE_TO_LOCK_ROW", r)), true
+		return newRecordErr("UNABLE_TO_LOCK_ROW", injectedMessage("UNABLE_TO_LOCK_ROW", r)), true
 	}
-	return RecordError{}, false
+	return recordErr{}, false
 }
 
 func injectedMessage(code string, r *row) string {
@@ -274,7 +280,7 @@ func injectedMessage(code string, r *row) string {
 
 // accessError names every field the record may not set, as one
 // INVALID_FIELD_FOR_INSERT_UPDATE error.
-func accessError(changes []change, creating bool) (RecordError, bool) {
+func accessError(changes []change, creating bool) (recordErr, bool) {
 	var denied []string
 	for _, c := range changes {
 		if creating && !c.field.Createable || !creating && !c.field.Updateable {
@@ -282,28 +288,28 @@ func accessError(changes []change, creating bool) (RecordError, bool) {
 		}
 	}
 	if len(denied) == 0 {
-		return RecordError{}, false
+		return recordErr{}, false
 	}
 	verb := "update"
 	if creating {
 		verb = "create"
 	}
-	return recordError("INVALID_FIELD_FOR_INSERT_UPDATE",
+	return newRecordErr("INVALID_FIELD_FOR_INSERT_UPDATE",
 		fmt.Sprintf("Unable to %s fields: %s. Please check the security settings of this field and verify that "+
 			"it is read/write for your profile or permission set.", verb, strings.Join(denied, ", ")), denied...), true
 }
 
 // resolveValues turns parent references into Ids and checks every value against its field;
 // the caller holds s.mu.
-func (s *Sim) resolveValues(changes []change) (map[*Field]any, []RecordError) {
+func (s *Sim) resolveValues(changes []change) (map[*Field]any, []recordErr) {
 	values := make(map[*Field]any, len(changes))
-	var errs []RecordError
+	var errs []recordErr
 	for _, c := range changes {
 		f, v := c.field, c.value
 		if c.parent != nil {
 			p := c.parent.table.lookup(c.parent.field, c.parent.value)
 			if p == nil {
-				errs = append(errs, recordError("INVALID_FIELD", fmt.Sprintf(
+				errs = append(errs, newRecordErr("INVALID_FIELD", fmt.Sprintf(
 					"Foreign key external ID: %s not found for field %s in entity %s",
 					c.parent.value, c.parent.field.Name, c.parent.table.obj.Name)))
 				continue
@@ -326,30 +332,30 @@ func (s *Sim) resolveValues(changes []change) (map[*Field]any, []RecordError) {
 var emailPattern = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s.]+$`)
 
 // checkValue applies a field's type rules to a converted value; the caller holds s.mu.
-func (s *Sim) checkValue(f *Field, v any) (RecordError, bool) {
+func (s *Sim) checkValue(f *Field, v any) (recordErr, bool) {
 	str, ok := v.(string)
 	if !ok {
-		return RecordError{}, false
+		return recordErr{}, false
 	}
 	switch {
 	case f.Length > 0 && utf8.RuneCountInString(str) > f.Length:
-		return recordError("STRING_TOO_LONG", fmt.Sprintf("%s: data value too large: %s (max length=%d)",
+		return newRecordErr("STRING_TOO_LONG", fmt.Sprintf("%s: data value too large: %s (max length=%d)",
 			f.Label, str, f.Length), f.Name), true
 	case f.Type == TypeEmail && !emailPattern.MatchString(str):
-		return recordError("INVALID_EMAIL_ADDRESS", f.Label+": invalid email address: "+str, f.Name), true
+		return newRecordErr("INVALID_EMAIL_ADDRESS", f.Label+": invalid email address: "+str, f.Name), true
 	case f.Type == TypePicklist && len(f.PicklistValues) > 0 && !slices.Contains(f.PicklistValues, str):
-		return recordError("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+		return newRecordErr("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
 			f.Label+": bad value for restricted picklist field: "+str, f.Name), true
 	case f.Type == TypeRef:
 		id, ok := canonicalID(str)
 		if !ok {
-			return recordError("MALFORMED_ID", f.Label+": id value of incorrect type: "+str, f.Name), true
+			return newRecordErr("MALFORMED_ID", f.Label+": id value of incorrect type: "+str, f.Name), true
 		}
 		if parent := s.table(f.ReferenceTo[0]); parent == nil || parent.byID[id] == nil {
-			return recordError("INVALID_CROSS_REFERENCE_KEY", f.Label+": invalid cross reference id", f.Name), true
+			return newRecordErr("INVALID_CROSS_REFERENCE_KEY", f.Label+": invalid cross reference id", f.Name), true
 		}
 	}
-	return RecordError{}, false
+	return recordErr{}, false
 }
 
 // requiredMissing lists required fields without a value after a write.
