@@ -100,7 +100,7 @@ type Sim struct {
 	cursors []*cursor
 	jobs    map[string]*bulkJob
 	jobSeq  uint64
-	seq     uint64 // shared sequence for tokens, cursors and other ids
+	seq     uint64 // numbers query locators
 
 	loginURL, instanceURL string
 	servers               []*http.Server
