@@ -53,6 +53,7 @@ func BenchmarkLargeOrg(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(s.org.Learners)), "learners")
 	b.ReportMetric(float64(len(s.org.Progress)), "progress-rows")
+	b.ReportMetric(float64(heap), "heap-bytes")
 	b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
 	b.ReportMetric(generated.Seconds(), "generate-s")
 	b.ReportMetric(float64(pageTime.Microseconds())/1000/float64(b.N*pages), "ms/1000-row-page")

@@ -47,6 +47,8 @@ func (k FaultKind) String() string {
 
 // Fault is a targeted failure: the next Times authenticated calls whose path starts with
 // PathPrefix get Kind (a throttled call is not one of them). Times defaults to 1.
+// FaultTruncated and FaultGarbled break only 200 JSON bodies; a call they land on that has
+// none (a 404, the empty ping) is answered unharmed and still uses the fault up.
 type Fault struct {
 	PathPrefix string
 	Kind       FaultKind

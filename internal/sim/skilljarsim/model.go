@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// Org is the simulated organisation: everything the API serves. Slices are in creation order;
-// the API's list order is derived from them (see the index below), so a copy answers the same
-// questions as the running simulator.
+// Org is the simulated organisation: everything the API serves. Slices are in creation order
+// and the API's list orders derive from the data alone, so a copy answers the same questions
+// (LearnersIn, EnrollmentsOf...) in the same order as the running simulator.
 type Org struct {
 	Domains          []Domain
 	Learners         []Learner

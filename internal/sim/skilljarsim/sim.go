@@ -54,7 +54,8 @@ type Config struct {
 	// 5,000/hour (UNCONFIRMED), so callers choose.
 	PerMinute, PerHour int
 	// TimeScale speeds up the limit windows: at 60 a "minute" lasts 1 s and an "hour" 60 s.
-	// Defaults to 1 (real time).
+	// Retry-After stays in real seconds (rounded up, at least 1), so a client that honours it
+	// waits the scaled time. Defaults to 1 (real time).
 	TimeScale float64
 
 	// UserOrder is the order of /v1/users and of domain user lists: OrderCreated (new

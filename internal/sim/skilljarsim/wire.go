@@ -13,8 +13,10 @@ import (
 // fractional digits only when there are microseconds ("2022-03-14T17:02:11.512000Z").
 type stamp time.Time
 
-func (t stamp) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + formatStamp(time.Time(t)) + `"`), nil
+// MarshalText rather than MarshalJSON: encoding/json quotes text directly instead of
+// re-scanning the output, and every row of a page carries several stamps.
+func (t stamp) MarshalText() ([]byte, error) {
+	return []byte(formatStamp(time.Time(t))), nil
 }
 
 func formatStamp(t time.Time) string {
