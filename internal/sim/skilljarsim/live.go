@@ -155,8 +155,10 @@ func (s *Sim) enroll(l, pc int32) int32 {
 	g := s.liveGen()
 	domain := s.org.PublishedCourses[pc].Domain
 	if s.org.membership(l, domain) == nil {
+		m := g.membership(domain, at)
+		m.Active, m.ExpiresAt = true, nil // joined by enrolling, so certainly let in
 		lr := &s.org.Learners[l]
-		lr.Memberships = append(lr.Memberships, g.membership(domain, at))
+		lr.Memberships = append(lr.Memberships, m)
 		d := s.org.idx.domainAt[domain]
 		s.org.idx.members[d] = append(s.org.idx.members[d], l)
 	}
