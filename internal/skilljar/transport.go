@@ -97,8 +97,14 @@ func (c *Client) attempt(ctx context.Context, endpoint, target string) (int, htt
 	}
 	req.SetBasicAuth(c.cfg.APIKey, "")
 	req.Header.Set("Accept", "application/json")
+	// The attempt's own deadline is reported without wrapping context.DeadlineExceeded, so
+	// callers never mistake a slow server for the end of their own deadline.
+	timedOut := fmt.Errorf("skilljar: GET %s: no complete answer within %s", target, c.cfg.RequestTimeout)
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
+		if ctx.Err() != nil {
+			return 0, nil, nil, timedOut
+		}
 		return 0, nil, nil, fmt.Errorf("skilljar: GET %s: %w", target, err)
 	}
 	defer resp.Body.Close()
@@ -106,7 +112,7 @@ func (c *Client) attempt(ctx context.Context, endpoint, target string) (int, htt
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return status, nil, nil, fmt.Errorf("skilljar: GET %s: no complete answer within %s: %w", target, c.cfg.RequestTimeout, ctx.Err())
+		return status, nil, nil, timedOut
 	case err != nil:
 		// Treated as a malformed page: the body arrived, but not whole.
 		return status, resp.Header, nil, &MalformedPageError{URL: target, Err: fmt.Errorf("read body: %w", err)}

@@ -100,6 +100,31 @@ func TestRetryAfterAsAnHTTPDateIsHonoured(t *testing.T) {
 	}
 }
 
+func TestUserProgressAlsoReadsAPagedEnvelope(t *testing.T) {
+	t.Parallel()
+	var api *httptest.Server
+	api = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("page") == "2" {
+			_, _ = w.Write([]byte(`{"count":2,"next":null,"previous":null,"results":[{"published_course_id":"pc2"}]}`))
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"count": 2, "next": api.URL + r.URL.Path + "?page=2", "previous": nil,
+			"results": []map[string]string{{"published_course_id": "pc1"}},
+		})
+	}))
+	defer api.Close()
+	c := newClient(t, skilljar.Config{BaseURL: api.URL, APIKey: secretKey})
+
+	rows, err := c.UserProgress(context.Background(), "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].PublishedCourseID != "pc1" || rows[1].PublishedCourseID != "pc2" {
+		t.Fatalf("UserProgress over a two-page envelope = %+v, want pc1 then pc2", rows)
+	}
+}
+
 func TestNewNamesTheFieldAtFault(t *testing.T) {
 	t.Parallel()
 	if _, err := skilljar.New(skilljar.Config{APIKey: "k"}); err != nil {
