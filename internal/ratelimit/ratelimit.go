@@ -111,8 +111,10 @@ func New(rdb redis.UniversalClient, key string, limits []Limit) *Limiter {
 		keys: []string{"ratelimit:{" + key + "}:state"},
 		args: []any{max(1, spacing.Microseconds()), min(catchUp, spacing/2).Microseconds()},
 	}
-	for i, lim := range sorted[1:] {
-		l.keys = append(l.keys, fmt.Sprintf("ratelimit:{%s}:log%d", key, i))
+	for _, lim := range sorted[1:] {
+		// Named by the limit, so a changed limit starts a fresh log instead of misreading
+		// an old one.
+		l.keys = append(l.keys, fmt.Sprintf("ratelimit:{%s}:log:%s", key, lim))
 		l.args = append(l.args, lim.Count, (lim.Period + Tolerance(lim.Period)).Microseconds())
 	}
 	return l

@@ -53,14 +53,18 @@ type Config struct {
 	// error or a malformed body. Defaults to 6; -1 means no retries.
 	MaxRetries int
 	// MaxRateLimited is how many 429 answers one call may receive before it gives up with a
-	// *RateLimitedError. 429s do not count against MaxRetries. Defaults to 20.
+	// *RateLimitedError. 429s do not count against MaxRetries. Defaults to 20. Skilljar
+	// documents no 429 or Retry-After (UNCONFIRMED); the API is Django REST framework, whose
+	// throttle answers 429 with Retry-After in seconds, so that is what the client expects,
+	// falling back to backoff when the header is missing.
 	MaxRateLimited int
 	// RetryBaseDelay and RetryMaxDelay shape the backoff between retries: attempt n sleeps a
 	// random duration in [0, min(RetryMaxDelay, RetryBaseDelay·2ⁿ)) ("full jitter", so
 	// workers that failed together do not retry together). Default to 500ms and 30s.
 	RetryBaseDelay, RetryMaxDelay time.Duration
-	// PageSize is requested on the endpoints that document page_size. Defaults to 1000,
-	// which is also the largest value allowed: the API caps page_size at 1,000.
+	// PageSize is requested on the endpoints that take page_size. Defaults to 1000, which is
+	// also the largest value allowed. The API's cap is UNCONFIRMED (undocumented; one public
+	// client asks /v1/users for 10,000): 1,000 is assumed, as the simulator does.
 	PageSize int
 	// Limiter, if set, is waited on before every attempt. Nil means unlimited.
 	Limiter Limiter
