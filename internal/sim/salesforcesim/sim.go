@@ -309,9 +309,9 @@ type recordFault struct {
 	times int
 }
 
-// InjectrecordErr makes the next times writes of the record with that external id fail
+// InjectRecordError makes the next times writes of the record with that external id fail
 // with statusCode (e.g. UNABLE_TO_LOCK_ROW), in collections, single upserts and bulk jobs.
-func (s *Sim) InjectrecordErr(sobject, externalID, statusCode string, times int) {
+func (s *Sim) InjectRecordError(sobject, externalID, statusCode string, times int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.recErr[recordKey{strings.ToLower(sobject), strings.ToLower(externalID)}] = &recordFault{statusCode, max(times, 1)}

@@ -67,7 +67,7 @@ func TestCollectionsUpsertReportsEachrecordErrCode(t *testing.T) {
 	c.upsert(objStudent, false, student("taken", studentEmail, "taken@example.com"))
 	c.upsert(objCourse, false, map[string]any{ObfuscatedID: "course-1"})
 	s.SetFieldAccess(objStudent, "skilljar__First_Name__c", false, true)
-	s.InjectrecordErr(objStudent, "locked", "UNABLE_TO_LOCK_ROW", 1)
+	s.InjectRecordError(objStudent, "locked", "UNABLE_TO_LOCK_ROW", 1)
 
 	cases := []struct {
 		name   string

@@ -249,7 +249,7 @@ func dropUnchangedKey(changes []change, key *Field, r *row) []change {
 	return out
 }
 
-// injectedrecordErr consumes an InjectrecordErr entry or draws from LockRate; the
+// injectedrecordErr consumes an InjectRecordError entry or draws from LockRate; the
 // caller holds s.mu.
 func (s *Sim) injectedrecordErr(t *table, op writeOp, r *row) (recordErr, bool) {
 	if op.key != nil {
