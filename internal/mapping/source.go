@@ -68,7 +68,7 @@ func PublishedCourseSource(p skilljar.PublishedCourse) Source {
 	return Source{
 		"id": p.ID, "course.id": p.Course.ID, "course.title": p.Course.Title, "slug": p.Slug,
 		"course_url": p.CourseURL, "domain": p.Domain, "hidden": p.Hidden,
-		"registration_required": p.RegistrationRequired,
+		"registration_required":          p.RegistrationRequired,
 		"unique_progress_per_enrollment": p.UniqueProgressPerEnrollment,
 	}
 }
@@ -99,22 +99,23 @@ func ProgressSources(userID string, p skilljar.UserCourseProgress) []Source {
 		"enrollment_id": p.EnrollmentID, "enrolled_at": timeOrNil(p.EnrolledAt),
 		"completed_at": timeOrNil(cp.CompletedAt), "success_status": stringOrNil(cp.SuccessStatus),
 		"score": floatOrNil(cp.Score), "max_score": floatOrNil(cp.MaxScore),
-		"latest_activity": timeOrNil(cp.LatestActivity),
-		"completed_lesson_count": float64(cp.CompletedLessonCount),
+		"latest_activity":                 timeOrNil(cp.LatestActivity),
+		"completed_lesson_count":          float64(cp.CompletedLessonCount),
 		"completed_required_lesson_count": float64(cp.CompletedRequiredLessonCount),
-		"credits_earned": cp.CreditsEarned, "certificate_code": nil,
+		"credits_earned":                  cp.CreditsEarned, "certificate_code": nil,
 	}
 	if p.Certificate != nil {
 		current["certificate_code"] = p.Certificate.Code
 	}
 	out := []Source{current}
 	for _, e := range p.AllEnrollments {
-		if e.CourseProgressID == cp.CourseProgressID {
-			current["active"] = e.Active
-			current["expires_at"] = timeOrNil(e.ExpiresAt)
-			continue
-		}
-		if e.CourseProgressID == "" {
+		if e.CourseProgressID == cp.CourseProgressID || e.CourseProgressID == "" {
+			// Without unique progress per enrollment, earlier enrollments share the current
+			// progress record; only the current enrollment says whether it is active.
+			if e.EnrollmentID == p.EnrollmentID {
+				current["active"] = e.Active
+				current["expires_at"] = timeOrNil(e.ExpiresAt)
+			}
 			continue
 		}
 		out = append(out, Source{

@@ -85,26 +85,31 @@ type Plan struct {
 
 // Counters count what happened to source records of one object. They always add up:
 // Read = Written + Skipped + Rejected + Filtered, and Written = Created + Updated.
+// Unchanged is the part of Skipped that Salesforce already holds as the source has it; the
+// rest of Skipped are records seen twice in one run (a learner in two domains) or, in a dry
+// run, rows that would have been written.
 type Counters struct {
-	Read     int64 `json:"read"`
-	Written  int64 `json:"written"`
-	Created  int64 `json:"created"`
-	Updated  int64 `json:"updated"`
-	Skipped  int64 `json:"skipped"`
-	Rejected int64 `json:"rejected"`
-	Filtered int64 `json:"filtered"`
+	Read      int64 `json:"read"`
+	Written   int64 `json:"written"`
+	Created   int64 `json:"created"`
+	Updated   int64 `json:"updated"`
+	Skipped   int64 `json:"skipped"`
+	Unchanged int64 `json:"unchanged"`
+	Rejected  int64 `json:"rejected"`
+	Filtered  int64 `json:"filtered"`
 }
 
 // Balanced reports whether the counters add up.
 func (c Counters) Balanced() bool {
-	return c.Read == c.Written+c.Skipped+c.Rejected+c.Filtered && c.Written == c.Created+c.Updated
+	return c.Read == c.Written+c.Skipped+c.Rejected+c.Filtered && c.Written == c.Created+c.Updated &&
+		c.Unchanged <= c.Skipped
 }
 
 // Add returns the sum of two counter sets.
 func (c Counters) Add(o Counters) Counters {
 	return Counters{
 		Read: c.Read + o.Read, Written: c.Written + o.Written, Created: c.Created + o.Created,
-		Updated: c.Updated + o.Updated, Skipped: c.Skipped + o.Skipped,
+		Updated: c.Updated + o.Updated, Skipped: c.Skipped + o.Skipped, Unchanged: c.Unchanged + o.Unchanged,
 		Rejected: c.Rejected + o.Rejected, Filtered: c.Filtered + o.Filtered,
 	}
 }
@@ -112,7 +117,7 @@ func (c Counters) Add(o Counters) Counters {
 func (c Counters) fields() map[string]int64 {
 	return map[string]int64{
 		"read": c.Read, "written": c.Written, "created": c.Created, "updated": c.Updated,
-		"skipped": c.Skipped, "rejected": c.Rejected, "filtered": c.Filtered,
+		"skipped": c.Skipped, "unchanged": c.Unchanged, "rejected": c.Rejected, "filtered": c.Filtered,
 	}
 }
 
@@ -128,6 +133,8 @@ func (c *Counters) set(outcome string, v int64) {
 		c.Updated = v
 	case "skipped":
 		c.Skipped = v
+	case "unchanged":
+		c.Unchanged = v
 	case "rejected":
 		c.Rejected = v
 	case "filtered":

@@ -1,0 +1,38 @@
+// Package logging builds the process's zerolog logger and bridges it to asynq's Logger.
+package logging
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// New returns a JSON logger at the named level ("debug", "info", "warn", "error").
+func New(w io.Writer, level string) (zerolog.Logger, error) {
+	if w == nil {
+		w = os.Stderr
+	}
+	lvl := zerolog.InfoLevel
+	if level != "" {
+		var err error
+		if lvl, err = zerolog.ParseLevel(strings.ToLower(level)); err != nil || lvl == zerolog.NoLevel {
+			return zerolog.Nop(), fmt.Errorf("LOG_LEVEL: %q is not a level; use debug, info, warn or error", level)
+		}
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// Asynq adapts a zerolog logger to asynq's Logger interface, so the queue's own messages
+// land in the same JSON stream with a component field.
+type Asynq struct{ L zerolog.Logger }
+
+func (a Asynq) Debug(args ...any) { a.L.Debug().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+func (a Asynq) Info(args ...any)  { a.L.Info().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+func (a Asynq) Warn(args ...any)  { a.L.Warn().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+func (a Asynq) Error(args ...any) { a.L.Error().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+func (a Asynq) Fatal(args ...any) { a.L.Fatal().Str("component", "asynq").Msg(fmt.Sprint(args...)) }

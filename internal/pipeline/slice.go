@@ -1,0 +1,379 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sjbackfill/backfill/internal/mapping"
+	"github.com/sjbackfill/backfill/internal/runstore"
+	"github.com/sjbackfill/backfill/internal/salesforce"
+	"github.com/sjbackfill/backfill/internal/skilljar"
+	"github.com/sjbackfill/backfill/jobs"
+)
+
+// Stream kinds.
+const (
+	streamCourses          = "courses"
+	streamPublishedCourses = "published_courses"
+	streamLearners         = "learners"
+)
+
+// ErrRetryLater is returned for conditions that clear by themselves (a hand-over in flight,
+// rate limits): the worker retries the task without counting it as a failure.
+var ErrRetryLater = errors.New("retry later")
+
+// notYetWait is how long a slice waits for the previous slice to hand over before it gives
+// the task back to the queue.
+const notYetWait = 5 * time.Second
+
+// slice is the state of one slice task while it runs.
+type slice struct {
+	e      *Engine
+	run    *runstore.Run
+	fence  int64
+	seq    int64
+	taskID string
+	log    zerolog.Logger
+	// stop is closed when the worker is shutting down: finish the batch in hand, commit, stop.
+	stop     <-chan struct{}
+	deadline time.Time
+}
+
+// timeUp reports whether the slice should stop after the batch in hand.
+func (s *slice) timeUp() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+	}
+	return time.Now().After(s.deadline)
+}
+
+// RunSlice advances one run for up to SliceDuration, then enqueues its continuation. stop is
+// closed on graceful shutdown: the slice then commits the batch in hand and hands over to a
+// continuation, so the next worker starts from the saved checkpoint.
+func (e *Engine) RunSlice(ctx context.Context, p jobs.SlicePayload, taskID string, stop <-chan struct{}) error {
+	log := e.Logger.With().Str("run_id", p.RunID).Int64("seq", p.Seq).Str("task_id", taskID).Logger()
+	fence, err := e.claim(ctx, p)
+	var parked *runstore.ParkedError
+	switch {
+	case errors.Is(err, runstore.ErrStale):
+		log.Debug().Msg("stale slice ignored: the run has moved on")
+		return nil
+	case errors.As(err, &parked):
+		log.Info().Str("state", string(parked.State)).Msg("run is not runnable; slice parked")
+		return nil
+	case errors.Is(err, runstore.ErrNotFound):
+		log.Warn().Msg("slice for an unknown run dropped")
+		return nil
+	case err != nil:
+		return err
+	}
+	run, err := e.Store.Get(ctx, p.RunID)
+	if err != nil {
+		return err
+	}
+	s := &slice{e: e, run: run, fence: fence, seq: p.Seq, taskID: taskID, log: log, stop: stop,
+		deadline: time.Now().Add(e.cfg.SliceDuration)}
+	return s.execute(ctx)
+}
+
+// claim takes the run, waiting briefly when the previous slice has enqueued this one but has
+// not recorded the hand-over yet.
+func (e *Engine) claim(ctx context.Context, p jobs.SlicePayload) (int64, error) {
+	deadline := time.Now().Add(notYetWait)
+	for {
+		fence, err := e.Store.Claim(ctx, p.RunID, p.Seq)
+		if !errors.Is(err, runstore.ErrNotYet) {
+			return fence, err
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%w: slice %d of run %s waits for the previous slice", ErrRetryLater, p.Seq, p.RunID)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (s *slice) execute(ctx context.Context) error {
+	if s.run.Plan == nil {
+		if err := s.plan(ctx); err != nil {
+			return s.handle(ctx, err)
+		}
+	}
+	base := s.log
+	for s.run.Current < len(s.run.Streams) {
+		st := s.run.Streams[s.run.Current]
+		s.log = base.With().Str("stream", st.Name).Logger()
+		state, err := s.advance(ctx, s.run.Current)
+		if err != nil {
+			return s.handle(ctx, err)
+		}
+		if state != runstore.Running {
+			// Paused or cancelled while the batch was in flight: park the chain.
+			s.log.Info().Str("state", string(state)).Msg("run stopped by operator after the batch in hand")
+			return ignoreFenced(s.e.Store.HandOver(ctx, s.run.ID, s.fence, s.seq))
+		}
+		if !s.run.Streams[s.run.Current].Done {
+			return s.handOver(ctx, 0)
+		}
+		s.run.Current++
+		if s.run.Current < len(s.run.Streams) && s.timeUp() {
+			return s.handOver(ctx, 0)
+		}
+	}
+	return s.handle(ctx, s.finish(ctx))
+}
+
+func ignoreFenced(err error) error {
+	if errors.Is(err, runstore.ErrFenced) {
+		return nil
+	}
+	return err
+}
+
+// handOver enqueues the continuation, then moves the run's chain to it.
+func (s *slice) handOver(ctx context.Context, delay time.Duration) error {
+	if err := s.e.enqueue(ctx, s.run.ID, s.seq+1, s.run.Kind, delay); err != nil {
+		return fmt.Errorf("enqueue continuation of run %s: %w", s.run.ID, err)
+	}
+	s.log.Debug().Dur("delay", delay).Msg("handed over to the next slice")
+	return ignoreFenced(s.e.Store.HandOver(ctx, s.run.ID, s.fence, s.seq))
+}
+
+// advance runs one stream until it is done, the slice's time is up or the run stops.
+func (s *slice) advance(ctx context.Context, i int) (runstore.State, error) {
+	st := &s.run.Streams[i]
+	switch st.Kind {
+	case streamCourses:
+		return s.listStream(ctx, i, mapping.Course, s.e.Source.CoursesURL(),
+			func(ctx context.Context, u string) (page[mapping.Source], error) {
+				p, err := s.e.Source.Courses(ctx, u)
+				return convertPage(p, mapping.CourseSource), err
+			})
+	case streamPublishedCourses:
+		return s.listStream(ctx, i, mapping.PublishedCourse, s.e.Source.PublishedCoursesURL(st.Domain),
+			func(ctx context.Context, u string) (page[mapping.Source], error) {
+				p, err := s.e.Source.PublishedCourses(ctx, u, st.Domain)
+				return convertPage(p, mapping.PublishedCourseSource), err
+			})
+	case streamLearners:
+		return s.learnersStream(ctx, i)
+	}
+	return "", fmt.Errorf("unknown stream kind %q", st.Kind)
+}
+
+// page is a source page already flattened for the mapping.
+type page[T any] struct {
+	URL, Next string
+	Rows      []T
+}
+
+func convertPage[T any](p skilljar.Page[T], f func(T) mapping.Source) page[mapping.Source] {
+	out := page[mapping.Source]{URL: p.URL, Next: p.Next, Rows: make([]mapping.Source, len(p.Results))}
+	for i, r := range p.Results {
+		out.Rows[i] = f(r)
+	}
+	return out
+}
+
+// handle classifies an error once: conditions an operator must fix fail the run with a
+// message that says what to do; auth loss parks it until re-authentication; spent API
+// budgets delay it; anything else goes back to asynq for a retry from the checkpoint.
+func (s *slice) handle(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var malformed *skilljar.MalformedPageError
+	var preflight *PreflightError
+	var rateLimited *skilljar.RateLimitedError
+	switch {
+	case errors.Is(err, runstore.ErrFenced):
+		s.log.Warn().Msg("another slice took over the run; this one stops without writing")
+		return nil
+	case errors.Is(err, salesforce.ErrAuth):
+		return s.park(ctx, runstore.WaitingForAuth, "auth_lost",
+			"Salesforce refused the connection's credentials; the run waits for re-authentication and resumes from its checkpoint", err)
+	case errors.Is(err, salesforce.ErrLimitExceeded), errors.Is(err, salesforce.ErrBudgetExhausted):
+		s.event(ctx, "warn", "api_budget", fmt.Sprintf("%v; trying again in %s", err, s.e.cfg.LimitBackoff))
+		return s.handOver(ctx, s.e.cfg.LimitBackoff)
+	case errors.As(err, &malformed):
+		return s.fail(ctx, fmt.Sprintf("Skilljar page %s is malformed after every retry (%v); the checkpoint is kept: resume the run once the page reads cleanly", malformed.URL, malformed.Err), err)
+	case errors.As(err, &preflight):
+		return s.fail(ctx, preflight.Error(), err)
+	case errors.Is(err, skilljar.ErrUnauthorized):
+		return s.fail(ctx, err.Error()+"; fix the key and resume the run", err)
+	case errors.As(err, &rateLimited):
+		return fmt.Errorf("%w: %v", ErrRetryLater, err)
+	}
+	s.log.Warn().Err(err).Msg("slice failed; asynq retries it from the checkpoint")
+	return err
+}
+
+func (s *slice) park(ctx context.Context, to runstore.State, kind, msg string, cause error) error {
+	_, _, err := s.e.Store.Transition(ctx, s.run.ID, runstore.Transition{
+		From: []runstore.State{runstore.Running}, To: to, Fence: s.fence,
+		Event: &runstore.Event{Level: "warn", Kind: kind, Message: msg + ": " + cause.Error()},
+	})
+	if err != nil && !errors.Is(err, runstore.ErrBadTransition) {
+		return ignoreFenced(err)
+	}
+	s.log.Warn().Err(cause).Str("state", string(to)).Msg(msg)
+	return ignoreFenced(s.e.Store.HandOver(ctx, s.run.ID, s.fence, s.seq))
+}
+
+func (s *slice) fail(ctx context.Context, msg string, cause error) error {
+	_, _, err := s.e.Store.Transition(ctx, s.run.ID, runstore.Transition{
+		From: []runstore.State{runstore.Running}, To: runstore.Failed, Fence: s.fence, Error: msg,
+		Event: &runstore.Event{Level: "error", Kind: "failed", Message: msg},
+	})
+	if err != nil && !errors.Is(err, runstore.ErrBadTransition) {
+		return ignoreFenced(err)
+	}
+	s.log.Error().Err(cause).Msg("run failed")
+	return ignoreFenced(s.e.Store.HandOver(ctx, s.run.ID, s.fence, s.seq))
+}
+
+func (s *slice) event(ctx context.Context, level, kind, msg string) {
+	ev := runstore.Event{Level: level, Kind: kind, Message: msg}
+	if s.run.Current < len(s.run.Streams) {
+		ev.Stream = s.run.Streams[s.run.Current].Name
+	}
+	if err := s.e.Store.AddEvent(ctx, s.run.ID, ev); err != nil {
+		s.log.Warn().Err(err).Msg("could not log event")
+	}
+}
+
+// plan runs the preflight and decides the run's streams, before any write.
+func (s *slice) plan(ctx context.Context) error {
+	sc := s.run.Scope
+	objects, notes := withParents(sc.Objects, s.e.mappedObjects())
+	domains := sc.Domains
+	if len(domains) == 0 {
+		all, err := s.e.Source.Domains(ctx)
+		if err != nil {
+			return fmt.Errorf("list Skilljar domains: %w", err)
+		}
+		for _, d := range all {
+			domains = append(domains, d.Name)
+		}
+		domains = dedupeSorted(domains)
+	}
+	if err := Preflight(ctx, s.e.Sink, s.e.Mapping, objects); err != nil {
+		return err
+	}
+	has := func(o string) bool { return contains(objects, o) }
+	var streams []runstore.StreamDef
+	if has(mapping.Course) {
+		streams = append(streams, runstore.StreamDef{Name: streamCourses, Kind: streamCourses})
+	}
+	if has(mapping.PublishedCourse) {
+		for _, d := range domains {
+			streams = append(streams, runstore.StreamDef{Name: streamPublishedCourses + ":" + d, Kind: streamPublishedCourses, Domain: d})
+		}
+	}
+	var total int64
+	if has(mapping.Student) || has(mapping.CourseProgress) {
+		for _, d := range domains {
+			streams = append(streams, runstore.StreamDef{Name: streamLearners + ":" + d, Kind: streamLearners, Domain: d})
+			n, err := s.learnerCount(ctx, d)
+			if err != nil {
+				return err
+			}
+			total += n
+		}
+	}
+	sink := sc.SinkMode
+	if sc.DryRun {
+		sink = "none (dry run)"
+	}
+	p := runstore.Plan{Streams: streams, Domains: domains, Objects: objects, Sink: sink, Notes: notes}
+	if err := s.e.Store.SetPlan(ctx, s.run.ID, s.fence, p, total); err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("preflight passed; %d streams over %d domains (%s), %d learners, sink %s",
+		len(streams), len(domains), strings.Join(domains, ", "), total, sink)
+	if len(notes) > 0 {
+		msg += "; " + strings.Join(notes, "; ")
+	}
+	s.event(ctx, "info", "planned", msg)
+	s.log.Info().Int("streams", len(streams)).Int64("learners", total).Msg(msg)
+	run, err := s.e.Store.Get(ctx, s.run.ID)
+	if err != nil {
+		return err
+	}
+	s.run = run
+	return nil
+}
+
+// learnerCount asks for one learner of a domain to read the page envelope's count.
+func (s *slice) learnerCount(ctx context.Context, domain string) (int64, error) {
+	u, err := url.Parse(s.e.Source.DomainUsersURL(domain))
+	if err != nil {
+		return 0, err
+	}
+	q := u.Query()
+	q.Set("page_size", "1")
+	q.Del("include_signup_field_data")
+	u.RawQuery = q.Encode()
+	p, err := s.e.Source.DomainUsers(ctx, u.String())
+	if err != nil {
+		return 0, fmt.Errorf("count learners of %s: %w", domain, err)
+	}
+	if p.HasCount {
+		return int64(p.Count), nil
+	}
+	return int64(len(p.Results)), nil
+}
+
+// withParents adds the parents the requested objects refer to, because a child row naming a
+// parent Salesforce does not have is rejected.
+func withParents(requested, mapped []string) (objects, notes []string) {
+	if len(requested) == 0 {
+		return mapped, nil
+	}
+	parents := map[string][]string{
+		mapping.PublishedCourse: {mapping.Course},
+		mapping.CourseProgress:  {mapping.Course, mapping.PublishedCourse, mapping.Student},
+	}
+	want := map[string]bool{}
+	for _, o := range requested {
+		want[o] = true
+	}
+	var added []string
+	for _, o := range requested {
+		for _, p := range parents[o] {
+			if !want[p] && contains(mapped, p) {
+				want[p] = true
+				added = append(added, p)
+			}
+		}
+	}
+	for _, o := range mapped {
+		if want[o] {
+			objects = append(objects, o)
+		}
+	}
+	if len(added) > 0 {
+		notes = append(notes, fmt.Sprintf("added %s: the requested objects refer to them and parents are written first", strings.Join(dedupeSorted(added), ", ")))
+	}
+	return objects, notes
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

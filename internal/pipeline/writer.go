@@ -1,0 +1,188 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/sjbackfill/backfill/internal/mapping"
+	"github.com/sjbackfill/backfill/internal/runstore"
+	"github.com/sjbackfill/backfill/internal/salesforce"
+)
+
+// samplesPerBatch bounds the dry-run sample rows one batch offers the store (which keeps a
+// few per run).
+const samplesPerBatch = 3
+
+// pendingRow is one source record on its way to Salesforce.
+type pendingRow struct {
+	object string
+	ext    string
+	row    salesforce.Record
+	// mapErr is set when the record could not be mapped; it is rejected without a call.
+	mapErr error
+	src    mapping.Source
+	// learner is the index, in its page, of the learner the row belongs to.
+	learner int
+}
+
+// mapRow maps one source record, keeping a mapping failure on the row so it ends in the
+// ledger instead of stopping the stream.
+func (e *Engine) mapRow(object string, src mapping.Source, learner int) pendingRow {
+	o, _ := e.Mapping.Object(object)
+	row, ext, err := o.Row(src)
+	if ext == "" {
+		ext, _ = src["id"].(string)
+	}
+	return pendingRow{object: object, ext: ext, row: row, mapErr: err, src: src, learner: learner}
+}
+
+// tally is what one batch changes in the run's counters, ledger and samples.
+type tally struct {
+	counters map[string]runstore.Counters
+	rejected []runstore.Rejected
+	samples  []runstore.Sample
+}
+
+func newTally() *tally { return &tally{counters: map[string]runstore.Counters{}} }
+
+func (t *tally) add(object string, c runstore.Counters) {
+	t.counters[object] = t.counters[object].Add(c)
+}
+
+func (t *tally) reject(r pendingRow, sobject, code, msg string, fields []string, stream string) {
+	t.add(r.object, runstore.Counters{Read: 1, Rejected: 1})
+	row := r.row
+	var raw []byte
+	if row != nil {
+		raw, _ = json.Marshal(row)
+	} else {
+		raw, _ = json.Marshal(r.src)
+	}
+	t.rejected = append(t.rejected, runstore.Rejected{
+		Object: r.object, SObject: sobject, ExternalID: r.ext, Code: code, Message: msg,
+		Fields: fields, Row: raw, Stream: stream,
+	})
+}
+
+// batchTarget is how many pending rows make a full batch: one collections call, or one
+// Bulk API job when the mode may use bulk (auto decides per batch by its size).
+func (s *slice) batchTarget() int {
+	switch s.run.Scope.SinkMode {
+	case runstore.SinkBulk, runstore.SinkAuto:
+		if !s.run.Scope.DryRun {
+			return s.e.cfg.BulkBatchRows
+		}
+	}
+	return s.e.cfg.CollectionsBatch
+}
+
+// chunk is how many of n pending rows the next sink call takes.
+func (s *slice) chunk(n int) int {
+	cfg := s.e.cfg
+	switch {
+	case s.run.Scope.DryRun:
+		return n
+	case s.run.Scope.SinkMode == runstore.SinkBulk:
+		return cfg.BulkBatchRows
+	case s.run.Scope.SinkMode == runstore.SinkAuto && n >= cfg.BulkThreshold:
+		return cfg.BulkBatchRows
+	}
+	return cfg.CollectionsBatch
+}
+
+// write sends rows of one object to Salesforce in one call (a collections upsert or one
+// Bulk API job) and tallies every row's outcome. A dry run tallies them as skipped and keeps
+// a few as samples. An error means the call itself failed and nothing may be committed.
+func (s *slice) write(ctx context.Context, object string, rows []pendingRow, stream string) (*tally, error) {
+	t := newTally()
+	o, _ := s.e.Mapping.Object(object)
+	send := make([]salesforce.Record, 0, len(rows))
+	sent := make([]pendingRow, 0, len(rows))
+	for _, r := range rows {
+		if r.mapErr != nil {
+			t.reject(r, o.SObject, "MAPPING_ERROR", r.mapErr.Error(), nil, stream)
+			continue
+		}
+		send = append(send, r.row)
+		sent = append(sent, r)
+	}
+	if len(send) == 0 {
+		return t, nil
+	}
+	if s.run.Scope.DryRun {
+		for i, r := range sent {
+			t.add(object, runstore.Counters{Read: 1, Skipped: 1})
+			if i < samplesPerBatch {
+				raw, _ := json.Marshal(r.row)
+				t.samples = append(t.samples, runstore.Sample{Object: object, Row: raw})
+			}
+		}
+		return t, nil
+	}
+	var results []salesforce.Result
+	var err error
+	if s.run.Scope.SinkMode == runstore.SinkBulk || (s.run.Scope.SinkMode == runstore.SinkAuto && len(send) >= s.e.cfg.BulkThreshold) {
+		results, err = s.e.Sink.BulkUpsert(ctx, o.SObject, o.ExternalID, send)
+	} else {
+		results, err = s.e.Sink.Upsert(ctx, o.SObject, o.ExternalID, send)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i, res := range results {
+		r := sent[i]
+		switch {
+		case res.Success && res.Created:
+			t.add(object, runstore.Counters{Read: 1, Written: 1, Created: 1})
+		case res.Success:
+			t.add(object, runstore.Counters{Read: 1, Written: 1, Updated: 1})
+		default:
+			code, msg, fields := "UNKNOWN", "Salesforce reported a failure without an error", []string(nil)
+			if len(res.Errors) > 0 {
+				code, fields = res.Errors[0].StatusCode, res.Errors[0].Fields
+				msgs := make([]string, len(res.Errors))
+				for j, e := range res.Errors {
+					msgs[j] = e.StatusCode + ": " + e.Message
+				}
+				msg = strings.Join(msgs, "; ")
+			}
+			t.reject(r, o.SObject, code, msg, fields, stream)
+		}
+	}
+	return t, nil
+}
+
+// commit saves one accepted batch and the stream's new checkpoint, and mirrors them in the
+// slice's copy of the run.
+func (s *slice) commit(ctx context.Context, i int, cp any, done bool, t *tally, learners []string, progressDone int64) (runstore.State, error) {
+	c := runstore.Commit{Stream: i, Checkpoint: cp, StreamDone: done, Learners: learners, ProgressDone: progressDone}
+	if t != nil {
+		c.Counters, c.Rejected, c.Samples = t.counters, t.rejected, t.samples
+		if n := len(t.rejected); n > 0 {
+			c.Events = append(c.Events, runstore.Event{
+				Level: "warn", Kind: "rejected", Stream: s.run.Streams[i].Name,
+				Message: pluralize(n, "record") + " rejected by Salesforce (first: " + t.rejected[0].Code + " on " + t.rejected[0].ExternalID + "); see the rejected-records ledger",
+			})
+		}
+	}
+	if done {
+		c.Events = append(c.Events, runstore.Event{Level: "info", Kind: "stream_done", Stream: s.run.Streams[i].Name, Message: "stream finished"})
+	}
+	state, err := s.e.Store.Commit(ctx, s.run.ID, s.fence, c)
+	if err != nil {
+		return "", err
+	}
+	raw, _ := json.Marshal(cp)
+	s.run.Streams[i].Checkpoint = raw
+	s.run.Streams[i].Done = done
+	return state, nil
+}
+
+func pluralize(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.Itoa(n) + " " + word + "s"
+}
