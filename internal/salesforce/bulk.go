@@ -288,9 +288,6 @@ func eachCSVRow(data []byte, extIDField string, fn func(ext string, row map[stri
 	if extCol < 0 {
 		extCol = slices.IndexFunc(header, func(h string) bool { return strings.EqualFold(h, extIDField) })
 	}
-	if extCol < 0 {
-		return fmt.Errorf("no %s column in %q", extIDField, header)
-	}
 	for {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
@@ -298,6 +295,11 @@ func eachCSVRow(data []byte, extIDField string, fn func(ext string, row map[stri
 		}
 		if err != nil {
 			return err
+		}
+		// Checked per row: a job that failed before reading its upload answers with a
+		// header of result columns only and no rows, which is fine.
+		if extCol < 0 {
+			return fmt.Errorf("no %s column in %q", extIDField, header)
 		}
 		row := make(map[string]string, len(header))
 		for i, h := range header {

@@ -104,7 +104,7 @@ func newAPIError(method, path string, status int, body []byte) *APIError {
 func excerpt(body []byte) string {
 	s := strings.Join(strings.Fields(string(body)), " ")
 	if len(s) > maxErrorExcerpt {
-		s = s[:maxErrorExcerpt] + "…"
+		s = strings.ToValidUTF8(s[:maxErrorExcerpt], "") + "…"
 	}
 	return s
 }
