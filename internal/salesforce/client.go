@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,8 +22,10 @@ import (
 // Observer receives metrics hooks. Implementations must be safe for concurrent use and
 // must not block: they run on the request path.
 type Observer interface {
-	// ObserveCall reports one HTTP attempt: a stable endpoint label (e.g. "collections_upsert"),
-	// the HTTP status (0 when no response arrived) and how long the attempt took.
+	// ObserveCall reports one HTTP attempt: a stable endpoint label (describe,
+	// collections_upsert, query, limits, bulk_create, bulk_upload, bulk_close, bulk_poll,
+	// bulk_results, bulk_abort, bulk_delete), the HTTP status (0 when no response arrived)
+	// and how long the attempt took.
 	ObserveCall(endpoint string, status int, d time.Duration)
 	// ObserveUsage reports the org's daily API usage from the last Sforce-Limit-Info header.
 	ObserveUsage(used, max int)
@@ -258,6 +261,9 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("salesforce: getting credentials: %w", err)
 	}
+	if err := checkInstanceURL(creds); err != nil {
+		return nil, err
+	}
 	refreshed := false
 	for attempt := 0; ; {
 		resp, err := c.send(ctx, creds, r)
@@ -271,6 +277,9 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 			refreshed = true
 			if creds, err = c.cfg.Tokens.Refresh(ctx, creds); err != nil {
 				return nil, fmt.Errorf("%w: refreshing credentials after %s %s: %w", ErrAuth, r.method, r.path, err)
+			}
+			if err := checkInstanceURL(creds); err != nil {
+				return nil, err
 			}
 			continue
 		}
@@ -288,6 +297,16 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 		}
 		attempt++
 	}
+}
+
+// checkInstanceURL refuses credentials no request can be built from, before any retry
+// loop spins on them. Only a new grant brings a usable instance_url, hence ErrAuth.
+func checkInstanceURL(creds Credentials) error {
+	u, err := url.Parse(creds.InstanceURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%w: the token source gave instance URL %q; want an absolute http(s) URL", ErrAuth, creds.InstanceURL)
+	}
+	return nil
 }
 
 // retryable says whether another attempt may succeed. Transport failures are, unless the

@@ -292,3 +292,13 @@ func TestLimitsReportsTheDailyAllocation(t *testing.T) {
 		t.Errorf("DailyApiRequests = %+v; want Max 15000 and Remaining below it (this call spent one)", got)
 	}
 }
+
+func TestCredentialsWithoutAUsableInstanceURLAreErrAuth(t *testing.T) {
+	t.Parallel()
+	for _, instance := range []string{"", "my.salesforce.com", "ftp://x"} {
+		c := newClient(t, fastConfig(salesforce.StaticTokens(salesforce.Credentials{AccessToken: "t", InstanceURL: instance}), nil))
+		if _, err := c.Limits(context.Background()); !errors.Is(err, salesforce.ErrAuth) {
+			t.Errorf("instance URL %q: err = %v; want ErrAuth", instance, err)
+		}
+	}
+}
