@@ -1,0 +1,65 @@
+// The backfill command is the Skilljar → Salesforce backfill engine in one binary: the
+// production roles (api, worker, scheduler), an all-in-one dev mode and demo on an embedded
+// Redis, the simulators, and operator verbs that talk to the HTTP API.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sjbackfill/backfill/internal/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "--help":
+		usage(stdout)
+		return exitOK
+	case config.RoleAPI, config.RoleWorker, config.RoleScheduler:
+		return runRole(ctx, cmd, stderr)
+	case "sim":
+		return runSim(ctx, rest, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "backfill: unknown command %q\n\n", cmd)
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `backfill: move a whole Skilljar history into Salesforce, resumably.
+
+Production roles (configured by the environment below):
+  backfill api         HTTP API, settings page, OAuth callback, /monitoring, /metrics
+  backfill worker      runs backfill slices; start as many as you like against one Redis
+  backfill scheduler   enqueues catch-up runs on BACKFILL_CATCHUP_CRON
+
+Simulators:
+  backfill sim         both simulators standalone (backfill sim -h for flags)
+
+Environment:
+`)
+	fmt.Fprint(w, config.Help())
+}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/pipeline"
+	"github.com/sjbackfill/backfill/internal/redistest"
+	"github.com/sjbackfill/backfill/internal/runstore"
+	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
+	"github.com/sjbackfill/backfill/internal/sim/simcheck"
+	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
+)
+
+// binary is the backfill command built once for the tests that run it as a real process.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "backfill-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "backfill")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build backfill:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// stack is a private Redis and both simulators, with a Salesforce grant stored the way the
+// OAuth callback stores it.
+type stack struct {
+	ctx    context.Context
+	redis  *redistest.Server
+	sj     *skilljarsim.Sim
+	sf     *salesforcesim.Sim
+	key    string
+	store  *runstore.Store
+	engine *pipeline.Engine
+}
+
+func newStack(t *testing.T, sjc skilljarsim.Config, sfc salesforcesim.Config) *stack {
+	t.Helper()
+	s := &stack{ctx: context.Background(), redis: redistest.Start(t)}
+	var err error
+	if s.sj, err = skilljarsim.Start(sjc, "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.sj.Close() })
+	if s.sf, err = salesforcesim.Start(sfc, "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.sf.Close() })
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	s.key = hex.EncodeToString(b)
+	rdb := s.redis.Client(t)
+	conn, err := connection.NewStore(rdb, b, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := s.sf.MintTokens("api refresh_token")
+	if err := conn.Connect(s.ctx, connection.Grant{
+		AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, InstanceURL: tok.InstanceURL,
+		IdentityURL: tok.ID, LoginURL: s.sf.LoginURL(), IssuedAt: time.Now(),
+	}, connection.Status{}); err != nil {
+		t.Fatal(err)
+	}
+	s.store = runstore.New(rdb, runstore.Options{})
+	client := asynq.NewClient(asynq.RedisClientOpt{Addr: s.redis.Addr})
+	t.Cleanup(func() { _ = client.Close() })
+	if s.engine, err = pipeline.New(pipeline.Config{}, pipeline.Deps{Store: s.store, Enqueuer: client, Logger: zerolog.Nop()}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// env is the environment a production role of this stack runs with.
+func (s *stack) env(extra ...string) []string {
+	return append([]string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"REDIS_URL=" + s.redis.URL(),
+		"SKILLJAR_BASE_URL=" + s.sj.URL(), "SKILLJAR_API_KEY=" + s.sj.APIKey(),
+		"SALESFORCE_ENVIRONMENT=" + s.sf.LoginURL(),
+		"SALESFORCE_CLIENT_ID=" + s.sf.ClientID(), "SALESFORCE_CLIENT_SECRET=" + s.sf.ClientSecret(),
+		"BACKFILL_SECRET_KEY=" + s.key, "LOG_LEVEL=info",
+	}, extra...)
+}
+
+// process is a running backfill process with its output captured.
+type process struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func startProcess(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(binary, args...), out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Env = env
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("output of backfill %s:\n%s", strings.Join(args, " "), tail(p.out.String(), 40))
+		}
+	})
+	return p
+}
+
+func (p *process) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *process) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		t.Fatalf("process did not exit within %s", timeout)
+		return -1
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (s *stack) waitRun(t *testing.T, id string, timeout time.Duration, what string, cond func(*runstore.Run) bool) *runstore.Run {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		run, err := s.store.Get(s.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cond(run) {
+			return run
+		}
+		if time.Now().After(deadline) {
+			events, _ := s.store.Events(s.ctx, id, 10)
+			t.Fatalf("run %s: %s did not happen within %s: state %s progress %+v events %+v", id, what, timeout, run.State, run.Progress, events)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *stack) requireExact(t *testing.T, run *runstore.Run) {
+	t.Helper()
+	if run.State != runstore.Succeeded || run.Summary == nil || run.Summary.Verdict != "exact" {
+		t.Fatalf("run ended %s (%s) with summary %+v", run.State, run.Error, run.Summary)
+	}
+	if rep := simcheck.Compare(s.sj.Org(), s.sf); !rep.Exact() {
+		t.Fatalf("Salesforce differs from the source:\n%s", rep)
+	}
+}
+
+func replays(sf *salesforcesim.Sim) int {
+	seen := map[string]bool{}
+	n := 0
+	for _, w := range sf.WriteLog() {
+		k := w.SObject + "/" + w.ExternalID
+		if seen[k] {
+			n++
+		}
+		seen[k] = true
+	}
+	return n
+}
+

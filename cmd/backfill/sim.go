@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
+	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
+)
+
+// simFlags are the simulators' settings; their names are a contract for scripts.
+type simFlags struct {
+	skilljarAddr, salesforceAddr string
+	seed                         int64
+	domains, users, courses      int
+	latency                      time.Duration
+	faultRate                    float64
+	perMinute, perHour           int
+	dailyLimit                   int
+	sessionTTL                   time.Duration
+}
+
+func (f *simFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.skilljarAddr, "skilljar-addr", "127.0.0.1:8081", "listen address of the Skilljar simulator")
+	fs.StringVar(&f.salesforceAddr, "salesforce-addr", "127.0.0.1:8082", "listen address of the Salesforce login host (the instance gets its own port)")
+	fs.Int64Var(&f.seed, "seed", 1, "generator seed: the same seed and sizes give the same org")
+	fs.IntVar(&f.domains, "domains", 3, "Skilljar domains")
+	fs.IntVar(&f.users, "users", 1000, "Skilljar learners")
+	fs.IntVar(&f.courses, "courses", 20, "Skilljar courses")
+	fs.DurationVar(&f.latency, "latency", 0, "added latency per response, both simulators")
+	fs.Float64Var(&f.faultRate, "fault-rate", 0, "probability of a 5xx per request, both simulators")
+	fs.IntVar(&f.perMinute, "skilljar-per-minute", 600, "Skilljar per-minute limit per key (0 = none)")
+	fs.IntVar(&f.perHour, "skilljar-per-hour", 5000, "Skilljar hourly limit per key (0 = none)")
+	fs.IntVar(&f.dailyLimit, "salesforce-daily-limit", 100000, "Salesforce DailyApiRequests maximum")
+	fs.DurationVar(&f.sessionTTL, "session-ttl", 2*time.Hour, "Salesforce access-token lifetime")
+}
+
+func (f *simFlags) skilljar() skilljarsim.Config {
+	return skilljarsim.Config{
+		Seed: f.seed, Domains: f.domains, Users: f.users, Courses: f.courses,
+		Latency: f.latency, FaultRate: f.faultRate, PerMinute: f.perMinute, PerHour: f.perHour,
+	}
+}
+
+func (f *simFlags) salesforce() salesforcesim.Config {
+	return salesforcesim.Config{
+		DailyLimit: f.dailyLimit, SessionTTL: f.sessionTTL, Latency: f.latency,
+		FaultRate: f.faultRate, Seed: uint64(f.seed),
+	}
+}
+
+// sims is both simulators running.
+type sims struct {
+	sj *skilljarsim.Sim
+	sf *salesforcesim.Sim
+}
+
+func startSims(f *simFlags) (*sims, error) {
+	sj, err := skilljarsim.Start(f.skilljar(), f.skilljarAddr)
+	if err != nil {
+		return nil, fmt.Errorf("start the Skilljar simulator: %w", err)
+	}
+	sf, err := salesforcesim.Start(f.salesforce(), f.salesforceAddr)
+	if err != nil {
+		_ = sj.Close()
+		return nil, fmt.Errorf("start the Salesforce simulator: %w", err)
+	}
+	return &sims{sj: sj, sf: sf}, nil
+}
+
+func (s *sims) Close() {
+	_ = s.sj.Close()
+	_ = s.sf.Close()
+}
+
+func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("backfill sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f simFlags
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	s, err := startSims(&f)
+	if err != nil {
+		fmt.Fprintf(stderr, "backfill sim: %v\n", err)
+		return exitFailure
+	}
+	defer s.Close()
+	fmt.Fprintf(stdout, `Skilljar simulator     %s   (%d domains, %d learners, %d courses)
+  SKILLJAR_BASE_URL=%s
+  SKILLJAR_API_KEY=%s
+Salesforce simulator   login %s   instance %s
+  SALESFORCE_ENVIRONMENT=%s
+  SALESFORCE_CLIENT_ID=%s
+  SALESFORCE_CLIENT_SECRET=%s
+Press Ctrl-C to stop.
+`, s.sj.URL(), f.domains, f.users, f.courses, s.sj.URL(), s.sj.APIKey(),
+		s.sf.LoginURL(), s.sf.InstanceURL(), s.sf.LoginURL(), s.sf.ClientID(), s.sf.ClientSecret())
+	<-ctx.Done()
+	return exitOK
+}

@@ -1,0 +1,286 @@
+// Package config reads the backfill's settings from the environment, validates them for
+// the role being started, and documents every variable for `backfill help`.
+package config
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/sjbackfill/backfill/internal/ratelimit"
+)
+
+// Roles a process can run.
+const (
+	RoleAPI       = "api"
+	RoleWorker    = "worker"
+	RoleScheduler = "scheduler"
+)
+
+// Var documents one environment variable.
+type Var struct {
+	Name    string
+	Roles   []string // roles that read it; nil = all
+	Default string
+	Doc     string
+	// Required is the roles for which it must be set.
+	Required []string
+	// Secret values are never printed.
+	Secret bool
+}
+
+var all = []string{RoleAPI, RoleWorker, RoleScheduler}
+
+// Vars lists every variable, in the order `backfill help` and the README show them.
+var Vars = []Var{
+	{Name: "REDIS_URL", Required: all, Doc: "Redis for queues, runs and checkpoints: redis://[:password@]host:6379/0, rediss:// for TLS, or redis-sentinel://host:26379/0?master_name=mymaster. Use appendonly yes and maxmemory-policy noeviction."},
+	{Name: "SKILLJAR_API_KEY", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Secret: true, Doc: "Skilljar API key (Organization settings → API Credentials); a read-only key is enough."},
+	{Name: "SKILLJAR_BASE_URL", Roles: []string{RoleAPI, RoleWorker}, Default: "https://api.skilljar.com", Doc: "Skilljar API root, without /v1."},
+	{Name: "SKILLJAR_RATE_LIMIT", Roles: []string{RoleAPI, RoleWorker}, Default: "600/1m,5000/1h", Doc: "Skilljar call budget shared by every process, as count/period pairs. Skilljar publishes no limit; 600/min and 5,000/hour come from a third-party connector."},
+	{Name: "SALESFORCE_CLIENT_ID", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "Consumer key of the connected app or External Client App."},
+	{Name: "SALESFORCE_CLIENT_SECRET", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Secret: true, Doc: "Consumer secret of the connected app."},
+	{Name: "SALESFORCE_ENVIRONMENT", Roles: []string{RoleAPI, RoleWorker}, Default: "production", Doc: "Login host: production (login.salesforce.com), sandbox (test.salesforce.com) or a My Domain URL such as https://acme.my.salesforce.com."},
+	{Name: "SALESFORCE_REDIRECT_URL", Roles: []string{RoleAPI}, Required: []string{RoleAPI}, Doc: "OAuth callback registered on the connected app: https://<this host>/salesforce/callback."},
+	{Name: "SALESFORCE_API_VERSION", Roles: []string{RoleAPI, RoleWorker}, Default: "62.0", Doc: "Salesforce REST API version (46.0 or later)."},
+	{Name: "BACKFILL_API_TOKEN", Roles: []string{RoleAPI}, Required: []string{RoleAPI}, Secret: true, Doc: "Bearer token for /v1/*, and the password (any user name) for the page and /monitoring. At least 16 characters."},
+	{Name: "BACKFILL_SECRET_KEY", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Secret: true, Doc: "32-byte key, hex or base64, that encrypts the stored Salesforce tokens (AES-256-GCM). Generate one with: openssl rand -hex 32."},
+	{Name: "BACKFILL_HTTP_ADDR", Roles: []string{RoleAPI}, Default: ":8080", Doc: "Address the API and page listen on."},
+	{Name: "BACKFILL_CATCHUP_CRON", Roles: []string{RoleScheduler}, Default: "0 */6 * * *", Doc: "When catch-up runs start: a 5-field cron expression (UTC) or a descriptor such as @every 6h; \"off\" disables them."},
+	{Name: "BACKFILL_MAPPING_FILE", Roles: []string{RoleAPI, RoleWorker}, Doc: "Field mapping file replacing the embedded default for the Skilljar managed package."},
+	{Name: "BACKFILL_WORKER_CONCURRENCY", Roles: []string{RoleWorker}, Default: "4", Doc: "Slices one worker process runs at once."},
+	{Name: "BACKFILL_SLICE_SECONDS", Roles: []string{RoleWorker}, Default: "60", Doc: "How long a slice works before it checkpoints and hands over."},
+	{Name: "BACKFILL_MONITORING_READONLY", Roles: []string{RoleAPI}, Default: "false", Doc: "true makes the asynq UI at /monitoring read-only."},
+	{Name: "PROMETHEUS_URL", Roles: []string{RoleAPI}, Doc: "Prometheus server the asynq UI reads time series from."},
+	{Name: "LOG_LEVEL", Default: "info", Doc: "debug, info, warn or error."},
+}
+
+// Config is the validated configuration of one process.
+type Config struct {
+	Role                   string
+	RedisURL               string
+	SkilljarAPIKey         string
+	SkilljarBaseURL        string
+	SkilljarRateLimit      []ratelimit.Limit
+	SalesforceClientID     string
+	SalesforceClientSecret string
+	// SalesforceLoginURL is the login host derived from SALESFORCE_ENVIRONMENT.
+	SalesforceLoginURL    string
+	SalesforceEnvironment string
+	SalesforceRedirectURL string
+	SalesforceAPIVersion  string
+	APIToken              string
+	SecretKey             []byte
+	HTTPAddr              string
+	CatchupCron           string
+	MappingFile           string
+	WorkerConcurrency     int
+	SliceDuration         time.Duration
+	MonitoringReadOnly    bool
+	PrometheusURL         string
+	LogLevel              string
+}
+
+// Error names the variable at fault and what it expects, in one line.
+type Error struct {
+	Var    string
+	Expect string
+}
+
+func (e *Error) Error() string { return e.Var + ": " + e.Expect }
+
+// Load reads the variables role uses through getenv and validates them.
+func Load(role string, getenv func(string) string) (Config, error) {
+	get := func(name string) string {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			for _, d := range Vars {
+				if d.Name == name {
+					return d.Default
+				}
+			}
+		}
+		return v
+	}
+	for _, v := range Vars {
+		if contains(v.Required, role) && strings.TrimSpace(getenv(v.Name)) == "" {
+			return Config{}, &Error{v.Name, "is required for the " + role + " role; " + v.Doc}
+		}
+	}
+	c := Config{
+		Role: role, RedisURL: get("REDIS_URL"), SkilljarAPIKey: get("SKILLJAR_API_KEY"),
+		SkilljarBaseURL: strings.TrimRight(get("SKILLJAR_BASE_URL"), "/"),
+		SalesforceClientID: get("SALESFORCE_CLIENT_ID"), SalesforceClientSecret: get("SALESFORCE_CLIENT_SECRET"),
+		SalesforceEnvironment: get("SALESFORCE_ENVIRONMENT"), SalesforceRedirectURL: get("SALESFORCE_REDIRECT_URL"),
+		SalesforceAPIVersion: get("SALESFORCE_API_VERSION"), APIToken: get("BACKFILL_API_TOKEN"),
+		HTTPAddr: get("BACKFILL_HTTP_ADDR"), CatchupCron: get("BACKFILL_CATCHUP_CRON"),
+		MappingFile: get("BACKFILL_MAPPING_FILE"), PrometheusURL: get("PROMETHEUS_URL"), LogLevel: get("LOG_LEVEL"),
+	}
+	var err error
+	if c.RedisURL != "" {
+		if err := checkRedisURL(c.RedisURL); err != nil {
+			return c, err
+		}
+	}
+	if c.SkilljarBaseURL != "" {
+		if err := checkHTTPURL("SKILLJAR_BASE_URL", c.SkilljarBaseURL); err != nil {
+			return c, err
+		}
+	}
+	if c.SkilljarRateLimit, err = ratelimit.ParseLimits(get("SKILLJAR_RATE_LIMIT")); err != nil {
+		return c, &Error{"SKILLJAR_RATE_LIMIT", err.Error()}
+	}
+	if c.SalesforceLoginURL, err = LoginURL(c.SalesforceEnvironment); err != nil {
+		return c, err
+	}
+	if c.SalesforceRedirectURL != "" {
+		if err := checkHTTPURL("SALESFORCE_REDIRECT_URL", c.SalesforceRedirectURL); err != nil {
+			return c, err
+		}
+	}
+	if v, err := strconv.ParseFloat(c.SalesforceAPIVersion, 64); err != nil || v < 46 || !strings.Contains(c.SalesforceAPIVersion, ".") {
+		return c, &Error{"SALESFORCE_API_VERSION", fmt.Sprintf("%q is not a REST API version of 46.0 or later, such as 62.0", c.SalesforceAPIVersion)}
+	}
+	if c.APIToken != "" && len(c.APIToken) < 16 {
+		return c, &Error{"BACKFILL_API_TOKEN", "must be at least 16 characters; generate one with: openssl rand -hex 24"}
+	}
+	if raw := getenv("BACKFILL_SECRET_KEY"); strings.TrimSpace(raw) != "" {
+		if c.SecretKey, err = ParseSecretKey(raw); err != nil {
+			return c, err
+		}
+	}
+	if c.CatchupCron != "off" {
+		if _, err := cron.ParseStandard(c.CatchupCron); err != nil {
+			return c, &Error{"BACKFILL_CATCHUP_CRON", fmt.Sprintf("%q is not a cron expression (%v); use 5 fields such as \"0 */6 * * *\", a descriptor such as @every 6h, or off", c.CatchupCron, err)}
+		}
+	}
+	if c.WorkerConcurrency, err = positiveInt("BACKFILL_WORKER_CONCURRENCY", get("BACKFILL_WORKER_CONCURRENCY")); err != nil {
+		return c, err
+	}
+	secs, err := positiveInt("BACKFILL_SLICE_SECONDS", get("BACKFILL_SLICE_SECONDS"))
+	if err != nil {
+		return c, err
+	}
+	c.SliceDuration = time.Duration(secs) * time.Second
+	if c.MonitoringReadOnly, err = strconv.ParseBool(get("BACKFILL_MONITORING_READONLY")); err != nil {
+		return c, &Error{"BACKFILL_MONITORING_READONLY", "must be true or false"}
+	}
+	if c.PrometheusURL != "" {
+		if err := checkHTTPURL("PROMETHEUS_URL", c.PrometheusURL); err != nil {
+			return c, err
+		}
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		return c, &Error{"LOG_LEVEL", fmt.Sprintf("%q is not a level; use debug, info, warn or error", c.LogLevel)}
+	}
+	return c, nil
+}
+
+// LoginURL maps SALESFORCE_ENVIRONMENT to the OAuth login host.
+func LoginURL(env string) (string, error) {
+	switch strings.ToLower(env) {
+	case "", "production":
+		return "https://login.salesforce.com", nil
+	case "sandbox":
+		return "https://test.salesforce.com", nil
+	}
+	if err := checkHTTPURL("SALESFORCE_ENVIRONMENT", env); err != nil {
+		return "", &Error{"SALESFORCE_ENVIRONMENT", fmt.Sprintf("%q is not production, sandbox or a My Domain URL such as https://acme.my.salesforce.com", env)}
+	}
+	return strings.TrimRight(env, "/"), nil
+}
+
+// ParseSecretKey decodes a 32-byte key given as hex or base64.
+func ParseSecretKey(raw string) ([]byte, error) {
+	raw = strings.TrimSpace(raw)
+	if b, err := hex.DecodeString(raw); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(raw); err == nil && len(b) == 32 {
+			return b, nil
+		}
+	}
+	return nil, &Error{"BACKFILL_SECRET_KEY", "must be 32 bytes as 64 hex characters or base64; generate one with: openssl rand -hex 32"}
+}
+
+func checkRedisURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// The value may hold a password: do not echo it.
+		return &Error{"REDIS_URL", "is not a URL; use the form redis://[:password@]host:6379/0"}
+	}
+	if u.Host == "" {
+		return &Error{"REDIS_URL", fmt.Sprintf("%q has no host; use the form redis://[:password@]host:6379/0", redact(raw))}
+	}
+	switch u.Scheme {
+	case "redis", "rediss", "redis-sentinel", "unix":
+		return nil
+	}
+	return &Error{"REDIS_URL", fmt.Sprintf("scheme %q is not redis, rediss or redis-sentinel", u.Scheme)}
+}
+
+func checkHTTPURL(name, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &Error{name, fmt.Sprintf("%q is not an http(s) URL", raw)}
+	}
+	return nil
+}
+
+func positiveInt(name, raw string) (int, error) {
+	n, err := strconv.Atoi(raw)
+	if err != nil || n <= 0 {
+		return 0, &Error{name, fmt.Sprintf("%q is not a positive whole number", raw)}
+	}
+	return n, nil
+}
+
+// redact hides a password in a URL.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Help renders the variable table for `backfill help`.
+func Help() string {
+	var b strings.Builder
+	for _, v := range Vars {
+		roles := "all roles"
+		if v.Roles != nil {
+			roles = strings.Join(v.Roles, ", ")
+		}
+		req := ""
+		if len(v.Required) > 0 {
+			req = "required for " + strings.Join(v.Required, ", ")
+		} else if v.Default != "" {
+			req = "default " + v.Default
+		} else {
+			req = "optional"
+		}
+		fmt.Fprintf(&b, "  %-30s %s (%s)\n      %s\n", v.Name, req, roles, v.Doc)
+	}
+	return b.String()
+}

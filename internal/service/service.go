@@ -1,0 +1,137 @@
+// Package service assembles the backfill's production roles (api, worker, scheduler) from a
+// validated configuration.
+package service
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/sjbackfill/backfill/internal/config"
+	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/mapping"
+	"github.com/sjbackfill/backfill/internal/pipeline"
+	"github.com/sjbackfill/backfill/internal/ratelimit"
+	"github.com/sjbackfill/backfill/internal/runstore"
+	"github.com/sjbackfill/backfill/internal/salesforce"
+	"github.com/sjbackfill/backfill/internal/skilljar"
+	"github.com/sjbackfill/backfill/worker"
+)
+
+// Parts are the shared pieces every role is built from.
+type Parts struct {
+	Config     config.Config
+	Log        zerolog.Logger
+	RedisOpt   asynq.RedisConnOpt
+	Redis      redis.UniversalClient
+	Store      *runstore.Store
+	Connection *connection.Store
+	Tokens     *connection.Source
+	Skilljar   *skilljar.Client
+	Salesforce *salesforce.Client
+	Queue      *asynq.Client
+	Engine     *pipeline.Engine
+}
+
+// Build connects to Redis and builds the clients and the engine.
+func Build(cfg config.Config, log zerolog.Logger) (*Parts, error) {
+	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	if err != nil {
+		return nil, &config.Error{Var: "REDIS_URL", Expect: err.Error()}
+	}
+	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, fmt.Errorf("REDIS_URL: unsupported connection type %T", opt.MakeRedisClient())
+	}
+	p := &Parts{Config: cfg, Log: log, RedisOpt: opt, Redis: rdb, Store: runstore.New(rdb, runstore.Options{})}
+	m := mapping.Default()
+	if cfg.MappingFile != "" {
+		if m, err = mapping.Load(cfg.MappingFile); err != nil {
+			return nil, &config.Error{Var: "BACKFILL_MAPPING_FILE", Expect: err.Error()}
+		}
+	}
+	if len(cfg.SecretKey) > 0 {
+		if p.Connection, err = connection.NewStore(rdb, cfg.SecretKey, ""); err != nil {
+			return nil, err
+		}
+		p.Tokens = connection.NewSource(p.Connection, connection.SourceConfig{
+			ClientID: cfg.SalesforceClientID, ClientSecret: cfg.SalesforceClientSecret, Logger: log,
+			OnEvent: func(ctx context.Context, kind, msg string) {
+				log.Info().Str("event", kind).Msg(msg)
+			},
+		})
+		if p.Salesforce, err = salesforce.New(salesforce.Config{APIVersion: cfg.SalesforceAPIVersion, Tokens: p.Tokens}); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.SkilljarAPIKey != "" {
+		p.Skilljar, err = skilljar.New(skilljar.Config{
+			BaseURL: cfg.SkilljarBaseURL, APIKey: cfg.SkilljarAPIKey,
+			Limiter: ratelimit.New(rdb, "bf:ratelimit:skilljar", cfg.SkilljarRateLimit),
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	p.Queue = asynq.NewClient(opt)
+	deps := pipeline.Deps{Store: p.Store, Mapping: m, Enqueuer: p.Queue, Logger: log}
+	if p.Skilljar != nil {
+		deps.Source = p.Skilljar
+	}
+	if p.Salesforce != nil {
+		deps.Sink = p.Salesforce
+	}
+	p.Engine, err = pipeline.New(pipeline.Config{SliceDuration: cfg.SliceDuration}, deps)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Close releases the connections.
+func (p *Parts) Close() {
+	_ = p.Queue.Close()
+	_ = p.Redis.Close()
+}
+
+// CheckRedis warns when Redis can lose what the engine relies on: with eviction on, asynq
+// loses task leases and run state; without persistence a Redis restart loses every
+// checkpoint.
+func CheckRedis(ctx context.Context, rdb redis.UniversalClient, log zerolog.Logger) error {
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("REDIS_URL: Redis does not answer: %w", err)
+	}
+	get := func(key string) string {
+		v, err := rdb.ConfigGet(ctx, key).Result()
+		if err != nil {
+			return ""
+		}
+		return v[key]
+	}
+	if policy := get("maxmemory-policy"); policy != "" && policy != "noeviction" {
+		log.Warn().Str("maxmemory_policy", policy).Msg("Redis evicts keys under memory pressure: asynq can lose task leases and runs their checkpoints; set maxmemory-policy noeviction")
+	}
+	aof, save := get("appendonly"), get("save")
+	if aof == "no" && strings.TrimSpace(save) == "" {
+		log.Warn().Msg("Redis keeps nothing on disk (appendonly no, no save points): a Redis restart loses every run and checkpoint; set appendonly yes")
+	}
+	return nil
+}
+
+// RunWorker serves slices until ctx ends, then stops gracefully.
+func RunWorker(ctx context.Context, p *Parts) error {
+	if err := CheckRedis(ctx, p.Redis, p.Log); err != nil {
+		return err
+	}
+	if p.Skilljar == nil || p.Salesforce == nil {
+		return fmt.Errorf("worker: SKILLJAR_API_KEY and BACKFILL_SECRET_KEY are required")
+	}
+	srv := worker.NewServer(p.RedisOpt, worker.Config{Concurrency: p.Config.WorkerConcurrency}, p.Log)
+	worker.Register(srv.Mux(), worker.Deps{Slices: p.Engine, Stop: srv.Stopping(), Logger: p.Log})
+	p.Log.Info().Int("concurrency", p.Config.WorkerConcurrency).Msg("worker started")
+	return srv.Run(ctx)
+}
