@@ -218,4 +218,3 @@ func replays(sf *salesforcesim.Sim) int {
 	}
 	return n
 }
-

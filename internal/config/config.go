@@ -114,7 +114,7 @@ func Load(role string, getenv func(string) string) (Config, error) {
 	}
 	c := Config{
 		Role: role, RedisURL: get("REDIS_URL"), SkilljarAPIKey: get("SKILLJAR_API_KEY"),
-		SkilljarBaseURL: strings.TrimRight(get("SKILLJAR_BASE_URL"), "/"),
+		SkilljarBaseURL:    strings.TrimRight(get("SKILLJAR_BASE_URL"), "/"),
 		SalesforceClientID: get("SALESFORCE_CLIENT_ID"), SalesforceClientSecret: get("SALESFORCE_CLIENT_SECRET"),
 		SalesforceEnvironment: get("SALESFORCE_ENVIRONMENT"), SalesforceRedirectURL: get("SALESFORCE_REDIRECT_URL"),
 		SalesforceAPIVersion: get("SALESFORCE_API_VERSION"), APIToken: get("BACKFILL_API_TOKEN"),
