@@ -12,6 +12,7 @@ import (
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/salesforce"
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
+	"github.com/sjbackfill/backfill/internal/sim/simcheck"
 	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
 )
 
@@ -269,5 +270,54 @@ func TestPauseStopsAfterTheBatchInHandResumeContinuesAndCancelEnds(t *testing.T)
 	}
 	if _, err := e.engine.Resume(e.ctx, run.ID); !errors.Is(err, runstore.ErrBadTransition) {
 		t.Fatalf("resume of a cancelled run: %v, want ErrBadTransition", err)
+	}
+}
+
+func TestRejectedRecordsLandInTheLedgerAndARetryRunDrivesThemIn(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{})
+	org := e.sj.Org()
+	victims := map[string]string{
+		"skilljar__Student__c":         org.Learners[3].ID,
+		"skilljar__Course_Progress__c": org.Progress[5].CourseProgressID,
+	}
+	for sobject, id := range victims {
+		e.sf.InjectRecordError(sobject, id, "FIELD_CUSTOM_VALIDATION_EXCEPTION", 1)
+	}
+	e.startWorker(t)
+	run := e.start(t, runstore.Scope{SinkMode: runstore.SinkCollections})
+	run = e.wait(t, run.ID, 60*time.Second)
+	if run.State != runstore.Succeeded || run.Summary.Verdict != "mismatch" {
+		t.Fatalf("run with rejects: %s, summary %+v", run.State, run.Summary)
+	}
+	ledger, total, err := e.store.RejectedPage(e.ctx, run.ID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total < 2 || ledger[0].Code == "" || len(ledger[0].Row) == 0 {
+		t.Fatalf("ledger: %d rows %+v", total, ledger)
+	}
+	for _, r := range ledger {
+		if r.Object == "student" && r.ExternalID == victims["skilljar__Student__c"] && r.Code != "FIELD_CUSTOM_VALIDATION_EXCEPTION" {
+			t.Fatalf("ledger row for the rejected student: %+v", r)
+		}
+	}
+	if c := run.Counters["student"]; c.Rejected != 1 || !c.Balanced() {
+		t.Fatalf("student counters %+v, want exactly one rejected", c)
+	}
+
+	retry, err := e.engine.RetryRejected(e.ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry = e.wait(t, retry.ID, 60*time.Second)
+	if retry.Kind != runstore.KindRedrive || retry.Parent != run.ID {
+		t.Fatalf("retry run %+v", retry.Meta)
+	}
+	if rep := simcheck.Compare(e.sj.Org(), e.sf); !rep.Exact() {
+		t.Fatalf("after the retry Salesforce still differs:\n%s", rep)
+	}
+	if got := retry.Total(); got.Rejected != 0 || got.Written != total {
+		t.Fatalf("retry counters %+v; want all %d ledger rows written", got, total)
 	}
 }

@@ -168,6 +168,8 @@ func (s *slice) advance(ctx context.Context, i int) (runstore.State, error) {
 			})
 	case streamLearners:
 		return s.learnersStream(ctx, i)
+	case streamRedrive:
+		return s.redriveStream(ctx, i)
 	}
 	return "", fmt.Errorf("unknown stream kind %q", st.Kind)
 }
@@ -255,6 +257,13 @@ func (s *slice) event(ctx context.Context, level, kind, msg string) {
 
 // plan runs the preflight and decides the run's streams, before any write.
 func (s *slice) plan(ctx context.Context) error {
+	if s.run.Kind == runstore.KindRedrive {
+		p, total, err := s.planRedrive(ctx)
+		if err != nil {
+			return err
+		}
+		return s.savePlan(ctx, p, total)
+	}
 	sc := s.run.Scope
 	objects, notes := withParents(sc.Objects, s.e.mappedObjects())
 	domains := sc.Domains
@@ -296,17 +305,24 @@ func (s *slice) plan(ctx context.Context) error {
 	if sc.DryRun {
 		sink = "none (dry run)"
 	}
-	p := runstore.Plan{Streams: streams, Domains: domains, Objects: objects, Sink: sink, Notes: notes}
+	return s.savePlan(ctx, runstore.Plan{Streams: streams, Domains: domains, Objects: objects, Sink: sink, Notes: notes}, total)
+}
+
+// savePlan records the plan, says so in the activity log and reloads the run.
+func (s *slice) savePlan(ctx context.Context, p runstore.Plan, total int64) error {
 	if err := s.e.Store.SetPlan(ctx, s.run.ID, s.fence, p, total); err != nil {
 		return err
 	}
-	msg := fmt.Sprintf("preflight passed; %d streams over %d domains (%s), %d learners, sink %s",
-		len(streams), len(domains), strings.Join(domains, ", "), total, sink)
-	if len(notes) > 0 {
-		msg += "; " + strings.Join(notes, "; ")
+	msg := fmt.Sprintf("preflight passed; %d streams, objects %s", len(p.Streams), strings.Join(p.Objects, ", "))
+	if len(p.Domains) > 0 {
+		msg += fmt.Sprintf(", %d domains (%s), %d learners", len(p.Domains), strings.Join(p.Domains, ", "), total)
+	}
+	msg += ", sink " + p.Sink
+	if len(p.Notes) > 0 {
+		msg += "; " + strings.Join(p.Notes, "; ")
 	}
 	s.event(ctx, "info", "planned", msg)
-	s.log.Info().Int("streams", len(streams)).Int64("learners", total).Msg(msg)
+	s.log.Info().Int("streams", len(p.Streams)).Int64("total", total).Msg(msg)
 	run, err := s.e.Store.Get(ctx, s.run.ID)
 	if err != nil {
 		return err

@@ -53,17 +53,16 @@ func (t *tally) add(object string, c runstore.Counters) {
 
 func (t *tally) reject(r pendingRow, sobject, code, msg string, fields []string, stream string) {
 	t.add(r.object, runstore.Counters{Read: 1, Rejected: 1})
-	row := r.row
-	var raw []byte
-	if row != nil {
-		raw, _ = json.Marshal(row)
-	} else {
-		raw, _ = json.Marshal(r.src)
-	}
-	t.rejected = append(t.rejected, runstore.Rejected{
+	rej := runstore.Rejected{
 		Object: r.object, SObject: sobject, ExternalID: r.ext, Code: code, Message: msg,
-		Fields: fields, Row: raw, Stream: stream,
-	})
+		Fields: fields, Stream: stream,
+	}
+	if r.row != nil {
+		rej.Row, _ = json.Marshal(r.row)
+	} else {
+		rej.Source, _ = json.Marshal(r.src)
+	}
+	t.rejected = append(t.rejected, rej)
 }
 
 // batchTarget is how many pending rows make a full batch: one collections call, or one

@@ -37,6 +37,8 @@ type Kind string
 const (
 	KindBackfill Kind = "backfill"
 	KindCatchup  Kind = "catchup"
+	// KindRedrive sends another run's rejected records to Salesforce again.
+	KindRedrive Kind = "redrive"
 )
 
 // Sink modes: how rows reach Salesforce.
@@ -55,6 +57,12 @@ type Scope struct {
 	Objects  []string `json:"objects"`
 	DryRun   bool     `json:"dry_run"`
 	SinkMode string   `json:"sink_mode"`
+	// LinkContacts sets skilljar__Contact__c on students from Contacts with the same email;
+	// CreateContacts creates a Contact when none matches. ContactMatch picks among several
+	// Contacts: "created" (most recently created, the default) or "modified".
+	LinkContacts   bool   `json:"link_contacts,omitempty"`
+	CreateContacts bool   `json:"create_contacts,omitempty"`
+	ContactMatch   string `json:"contact_match,omitempty"`
 }
 
 // Meta is the immutable part of a run record.
@@ -64,6 +72,8 @@ type Meta struct {
 	Scope     Scope     `json:"scope"`
 	Trigger   string    `json:"trigger"`
 	CreatedAt time.Time `json:"created_at"`
+	// Parent is the run whose rejected records a redrive run sends again.
+	Parent string `json:"parent,omitempty"`
 }
 
 // StreamDef is one ordered walk through source pages inside a run.
@@ -71,6 +81,7 @@ type StreamDef struct {
 	Name   string `json:"name"`
 	Kind   string `json:"kind"`
 	Domain string `json:"domain,omitempty"`
+	Object string `json:"object,omitempty"`
 }
 
 // Plan is what the first slice decides after preflight: the streams, in dependency order,
@@ -229,7 +240,10 @@ type Rejected struct {
 	Code       string          `json:"code"`
 	Message    string          `json:"message"`
 	Fields     []string        `json:"fields,omitempty"`
-	Row        json.RawMessage `json:"row"`
+	// Row is the mapped row that was sent; for a record that could not be mapped it is
+	// absent and Source holds the source record, so a re-drive can map it again.
+	Row        json.RawMessage `json:"row,omitempty"`
+	Source     json.RawMessage `json:"source,omitempty"`
 	Stream     string          `json:"stream,omitempty"`
 	At         time.Time       `json:"at"`
 }
