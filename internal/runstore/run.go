@@ -234,18 +234,18 @@ type Event struct {
 
 // Rejected is one record Salesforce refused, kept with its mapped row so it can be re-driven.
 type Rejected struct {
-	Object     string          `json:"object"`
-	SObject    string          `json:"sobject"`
-	ExternalID string          `json:"external_id"`
-	Code       string          `json:"code"`
-	Message    string          `json:"message"`
-	Fields     []string        `json:"fields,omitempty"`
+	Object     string   `json:"object"`
+	SObject    string   `json:"sobject"`
+	ExternalID string   `json:"external_id"`
+	Code       string   `json:"code"`
+	Message    string   `json:"message"`
+	Fields     []string `json:"fields,omitempty"`
 	// Row is the mapped row that was sent; for a record that could not be mapped it is
 	// absent and Source holds the source record, so a re-drive can map it again.
-	Row        json.RawMessage `json:"row,omitempty"`
-	Source     json.RawMessage `json:"source,omitempty"`
-	Stream     string          `json:"stream,omitempty"`
-	At         time.Time       `json:"at"`
+	Row    json.RawMessage `json:"row,omitempty"`
+	Source json.RawMessage `json:"source,omitempty"`
+	Stream string          `json:"stream,omitempty"`
+	At     time.Time       `json:"at"`
 }
 
 // Sample is one mapped row shown by a dry run.
