@@ -35,6 +35,25 @@ type jobInfo struct {
 	State        string `json:"state"`
 	ContentURL   string `json:"contentUrl"`
 	ErrorMessage string `json:"errorMessage"`
+	// Counters let a clean job skip the result sets it cannot have: every result read is
+	// an API call from the org's daily allocation.
+	Processed *int `json:"numberRecordsProcessed"`
+	Failed    *int `json:"numberRecordsFailed"`
+}
+
+// needs reports whether a result set can hold rows for a job of n records; when the job
+// does not report its counters, every set is read.
+func (j jobInfo) needs(set string, n int) bool {
+	complete := j.State == "JobComplete" && j.Processed != nil && j.Failed != nil
+	switch {
+	case !complete:
+		return true
+	case set == "successfulResults/":
+		return *j.Processed > *j.Failed
+	case set == "failedResults/":
+		return *j.Failed > 0
+	}
+	return *j.Processed < n // unprocessedrecords/
 }
 
 func (j jobInfo) final() bool {
@@ -49,7 +68,7 @@ func (j jobInfo) final() bool {
 // returns one Result per record in input order. Bulk results come back unordered, so they are
 // matched to records by external id; records the job never processed come back failed with
 // CodeBulkUnprocessed. Rows that failed with UNABLE_TO_LOCK_ROW are retried through Upsert.
-// The job is deleted afterwards, best effort.
+// A job that did not finish is aborted and deleted, best effort.
 //
 // In the CSV, a nil value becomes #N/A (clear the field) and an absent key an empty cell
 // (leave it unchanged); an empty string is therefore also "unchanged" here, whereas a JSON
@@ -152,16 +171,18 @@ func (c *Client) jobCall(ctx context.Context, method, endpoint, id string, body 
 	return nil
 }
 
-// cleanupJob aborts a job left unfinished and deletes it. It runs after the caller may have
+// cleanupJob aborts and deletes a job left unfinished. It runs after the caller may have
 // given up, so it gets its own short deadline; failures only leave a job that Salesforce
-// deletes by itself after 7 days.
+// deletes by itself after 7 days. A finished job is left for Salesforce to delete: its
+// results stay readable for an investigation, and a delete would cost an API call per job.
 func (c *Client) cleanupJob(ctx context.Context, job *jobInfo) {
+	if job.final() {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bulkCleanupTimeout)
 	defer cancel()
-	if !job.final() {
-		abort, _ := json.Marshal(map[string]string{"state": "Aborted"})
-		_ = c.jobCall(ctx, "PATCH", "bulk_abort", job.ID, abort, job)
-	}
+	abort, _ := json.Marshal(map[string]string{"state": "Aborted"})
+	_ = c.jobCall(ctx, "PATCH", "bulk_abort", job.ID, abort, job)
 	_, _ = c.do(ctx, request{method: "DELETE", endpoint: "bulk_delete", path: "jobs/ingest/" + job.ID, finishing: true})
 }
 
@@ -207,6 +228,9 @@ func (c *Client) jobResults(ctx context.Context, job jobInfo, extIDField string,
 			return Result{Errors: []RecordError{unprocessed}}
 		}},
 	} {
+		if !job.needs(set.path, len(recs)) {
+			continue
+		}
 		resp, err := c.do(ctx, request{
 			method: "GET", endpoint: "bulk_results", path: "jobs/ingest/" + job.ID + "/" + set.path,
 			accept: "text/csv", finishing: true,
