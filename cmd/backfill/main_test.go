@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -31,13 +32,19 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
 	dir, err := os.MkdirTemp("", "backfill-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "backfill")
-	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	args := []string{"build", "-o", binary, "."}
+	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+		// Tests run the binary with the race detector; benchmarks measure it without.
+		args = []string{"build", "-race", "-o", binary, "."}
+	}
+	build := exec.Command("go", args...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build backfill:", err)
@@ -60,7 +67,7 @@ type stack struct {
 	engine *pipeline.Engine
 }
 
-func newStack(t *testing.T, sjc skilljarsim.Config, sfc salesforcesim.Config) *stack {
+func newStack(t testing.TB, sjc skilljarsim.Config, sfc salesforcesim.Config) *stack {
 	t.Helper()
 	s := &stack{ctx: context.Background(), redis: redistest.Start(t)}
 	var err error
@@ -132,7 +139,7 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-func startProcess(t *testing.T, env []string, args ...string) *process {
+func startProcess(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
 	p := &process{cmd: exec.Command(binary, args...), out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = env
@@ -151,14 +158,14 @@ func startProcess(t *testing.T, env []string, args ...string) *process {
 	return p
 }
 
-func (p *process) signal(t *testing.T, sig syscall.Signal) {
+func (p *process) signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (p *process) wait(t *testing.T, timeout time.Duration) int {
+func (p *process) wait(t testing.TB, timeout time.Duration) int {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -177,7 +184,7 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func (s *stack) waitRun(t *testing.T, id string, timeout time.Duration, what string, cond func(*runstore.Run) bool) *runstore.Run {
+func (s *stack) waitRun(t testing.TB, id string, timeout time.Duration, what string, cond func(*runstore.Run) bool) *runstore.Run {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -196,7 +203,7 @@ func (s *stack) waitRun(t *testing.T, id string, timeout time.Duration, what str
 	}
 }
 
-func (s *stack) requireExact(t *testing.T, run *runstore.Run) {
+func (s *stack) requireExact(t testing.TB, run *runstore.Run) {
 	t.Helper()
 	if run.State != runstore.Succeeded || run.Summary == nil || run.Summary.Verdict != "exact" {
 		t.Fatalf("run ended %s (%s) with summary %+v", run.State, run.Error, run.Summary)

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sjbackfill/backfill/internal/pipeline"
+	"github.com/sjbackfill/backfill/internal/runstore"
+	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
+	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
+)
+
+// peakRSS reads a live process's high-water resident set size in bytes.
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			kb, err := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+}
+
+func skilljarCalls(sj *skilljarsim.Sim) (total, progress int) {
+	for _, c := range sj.Calls() {
+		total += c.Count
+		if c.Endpoint == "GET /v1/users/{id}/published-courses" {
+			progress += c.Count
+		}
+	}
+	return total, progress
+}
+
+// fullBackfill runs a whole backfill of an org of n learners with a worker process at zero
+// latency and no limits, and reports throughput, calls and the worker's peak memory.
+func fullBackfill(b *testing.B, users int) {
+	s := newStack(b, skilljarsim.Config{Users: users, Seed: 11}, salesforcesim.Config{})
+	worker := startProcess(b, s.env("SKILLJAR_RATE_LIMIT=1000000/1s", "LOG_LEVEL=warn", "BACKFILL_WORKER_CONCURRENCY=2"), "worker")
+	start := time.Now()
+	run, _, err := s.engine.Start(s.ctx, pipeline.StartRequest{Scope: runstore.Scope{}, Trigger: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	run = s.waitRun(b, run.ID, 30*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+	elapsed := time.Since(start).Seconds()
+	rss, err := peakRSS(worker.cmd.Process.Pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	worker.signal(b, syscall.SIGTERM)
+	if run.Summary == nil || run.Summary.Verdict != "exact" {
+		b.Fatalf("run ended %s, summary %+v", run.State, run.Summary)
+	}
+	total := run.Total()
+	sjTotal, _ := skilljarCalls(s.sj)
+	sfUsed, _ := s.sf.APIUsage()
+	progress := run.Counters["course_progress"].Written
+	b.ReportMetric(float64(users)/elapsed, "learners/s")
+	b.ReportMetric(float64(progress)/elapsed, "progress_rows/s")
+	b.ReportMetric(float64(sjTotal), "skilljar_calls")
+	b.ReportMetric(float64(sjTotal)/float64(users), "skilljar_calls/learner")
+	b.ReportMetric(float64(sfUsed)*1000/float64(total.Written), "sf_calls/1000rows")
+	b.ReportMetric(float64(total.Written), "rows")
+	b.ReportMetric(float64(rss)/(1<<20), "worker_peak_rss_MiB")
+	b.ReportMetric(elapsed, "s")
+}
+
+func BenchmarkFullBackfill20k(b *testing.B)  { fullBackfill(b, 20000) }
+func BenchmarkFullBackfill100k(b *testing.B) { fullBackfill(b, 100000) }
+
+// BenchmarkUtilizationAt20CallsPerSecond runs a 20,000-learner backfill against a simulator
+// limited to 20 calls/s with 50 ms latency for a fixed window and reports the share of the
+// allowed calls the engine made.
+func BenchmarkUtilizationAt20CallsPerSecond(b *testing.B) {
+	const rate, window = 20, 90 * time.Second
+	s := newStack(b, skilljarsim.Config{Users: 20000, Seed: 12, Latency: 50 * time.Millisecond, PerMinute: rate * 60},
+		salesforcesim.Config{Latency: 50 * time.Millisecond})
+	startProcess(b, s.env(fmt.Sprintf("SKILLJAR_RATE_LIMIT=%d/1s", rate), "LOG_LEVEL=warn"), "worker")
+	run, _, err := s.engine.Start(s.ctx, pipeline.StartRequest{Scope: runstore.Scope{}, Trigger: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	before, _ := skilljarCalls(s.sj)
+	start := time.Now()
+	time.Sleep(window)
+	after, progress := skilljarCalls(s.sj)
+	elapsed := time.Since(start).Seconds()
+	if _, err := s.engine.Cancel(context.Background(), run.ID); err != nil {
+		b.Fatal(err)
+	}
+	throttled := 0
+	for _, c := range s.sj.Calls() {
+		if c.Status == 429 {
+			throttled += c.Count
+		}
+	}
+	b.ReportMetric(float64(after-before)/(rate*elapsed), "utilization")
+	b.ReportMetric(float64(after-before)/elapsed, "calls/s")
+	b.ReportMetric(float64(progress)/elapsed, "learners/s")
+	b.ReportMetric(float64(throttled), "429s")
+}
