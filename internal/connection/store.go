@@ -1,7 +1,7 @@
-// Package connection keeps the Salesforce connection: the OAuth grant encrypted in Redis,
-// a token source that refreshes it safely under refresh-token rotation (one refresher at a
-// time across every process, the rotated token saved before it is used), and the
-// connection's status for operators.
+// Package connection keeps the Salesforce connection: the OAuth web-server flow with PKCE,
+// the grant encrypted in Redis, a token source that refreshes it safely under refresh-token
+// rotation (one refresher at a time across every process, the rotated token saved before it
+// is used), and the connection's status and events for operators.
 package connection
 
 import (
@@ -32,8 +32,9 @@ type Grant struct {
 	// IdentityURL is the token response's id: {login}/id/{orgId}/{userId}.
 	IdentityURL string `json:"identity_url"`
 	Scope       string `json:"scope,omitempty"`
-	// LoginURL is the host the grant was obtained from; refreshes go there.
-	LoginURL string    `json:"login_url"`
+	// LoginURL is the host the grant was obtained from; refreshes and revocation go there.
+	LoginURL string `json:"login_url"`
+	// IssuedAt is when the access token was issued; SourceConfig.RefreshAfter counts from it.
 	IssuedAt time.Time `json:"issued_at"`
 }
 
@@ -56,7 +57,8 @@ type record struct {
 	Status Status `json:"status"`
 	// Sealed is the grant's JSON encrypted with AES-256-GCM, nonce first.
 	Sealed []byte `json:"sealed,omitempty"`
-	// Version counts grant changes, so a reader can tell a rotation happened.
+	// Version counts grant changes and never goes back, not even across a disconnect, so a
+	// writer can tell that the grant it read has been replaced since.
 	Version int64 `json:"version"`
 }
 
@@ -67,7 +69,8 @@ type Store struct {
 	key  string
 }
 
-// NewStore returns a store that seals grants with the 32-byte key.
+// NewStore returns a store that seals grants with the 32-byte key. Keys start with prefix,
+// "bf:" when empty.
 func NewStore(rdb redis.UniversalClient, secretKey []byte, prefix string) (*Store, error) {
 	if len(secretKey) != 32 {
 		return nil, errors.New("connection: the secret key must be 32 bytes (BACKFILL_SECRET_KEY)")
@@ -89,9 +92,19 @@ func NewStore(rdb redis.UniversalClient, secretKey []byte, prefix string) (*Stor
 // ErrNoGrant means no Salesforce grant is stored: someone has to connect first.
 var ErrNoGrant = errors.New("no Salesforce connection: connect at /salesforce/connect")
 
-func (s *Store) read(ctx context.Context) (record, error) {
+// ErrSecretKey means the stored grant was sealed under another key than this process has.
+var ErrSecretKey = errors.New("the stored Salesforce grant cannot be decrypted: BACKFILL_SECRET_KEY differs from the key it was saved with; " +
+	"set the key it was saved with, or reconnect Salesforce")
+
+// errSuperseded means the grant changed (a reconnect or a disconnect) after the caller read it.
+var errSuperseded = errors.New("the Salesforce grant was replaced meanwhile")
+
+// errUnchanged lets an update function decline to write.
+var errUnchanged = errors.New("unchanged")
+
+func (s *Store) read(ctx context.Context, rdb redis.Cmdable) (record, error) {
 	var r record
-	raw, err := s.rdb.Get(ctx, s.key).Bytes()
+	raw, err := rdb.Get(ctx, s.key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		r.Status.State = Disconnected
 		return r, nil
@@ -105,15 +118,39 @@ func (s *Store) read(ctx context.Context) (record, error) {
 	return r, nil
 }
 
-func (s *Store) write(ctx context.Context, r record) error {
-	raw, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode connection: %w", err)
+// update applies change to the stored record atomically: a concurrent writer makes it read
+// and apply again, so no writer ever overwrites a change it did not see.
+func (s *Store) update(ctx context.Context, change func(r *record) error) error {
+	txn := func(tx *redis.Tx) error {
+		r, err := s.read(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := change(&r); err != nil {
+			return err
+		}
+		raw, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encode connection: %w", err)
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			return p.Set(ctx, s.key, raw, 0).Err()
+		})
+		return err
 	}
-	if err := s.rdb.Set(ctx, s.key, raw, 0).Err(); err != nil {
-		return fmt.Errorf("save connection: %w", err)
+	for attempt := 0; attempt < 20; attempt++ {
+		err := s.rdb.Watch(ctx, txn, s.key)
+		switch {
+		case errors.Is(err, errUnchanged):
+			return nil
+		case errors.Is(err, redis.TxFailedErr):
+			continue
+		case err != nil:
+			return fmt.Errorf("save connection: %w", err)
+		}
+		return nil
 	}
-	return nil
+	return errors.New("save connection: too many concurrent changes")
 }
 
 func (s *Store) seal(g Grant) ([]byte, error) {
@@ -132,18 +169,19 @@ func (s *Store) open(sealed []byte) (Grant, error) {
 	var g Grant
 	n := s.aead.NonceSize()
 	if len(sealed) < n {
-		return g, errors.New("sealed grant is too short")
+		return g, ErrSecretKey
 	}
 	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(s.key))
 	if err != nil {
-		return g, errors.New("the stored Salesforce grant cannot be decrypted: BACKFILL_SECRET_KEY differs from the key it was saved with; reconnect Salesforce")
+		return g, ErrSecretKey
 	}
 	return g, json.Unmarshal(plain, &g)
 }
 
-// Grant returns the stored grant and its version.
+// Grant returns the stored grant and its version. It fails with ErrNoGrant when nobody is
+// connected and with ErrSecretKey when the grant was sealed under another key.
 func (s *Store) Grant(ctx context.Context) (Grant, int64, error) {
-	r, err := s.read(ctx)
+	r, err := s.read(ctx, s.rdb)
 	if err != nil {
 		return Grant{}, 0, err
 	}
@@ -154,10 +192,19 @@ func (s *Store) Grant(ctx context.Context) (Grant, int64, error) {
 	return g, r.Version, err
 }
 
-// Status returns the connection's status.
+// Status returns the connection's status. A grant this process cannot decrypt is reported
+// as needs_reauth with ErrSecretKey's advice, since no call can be made with it.
 func (s *Store) Status(ctx context.Context) (Status, error) {
-	r, err := s.read(ctx)
-	return r.Status, err
+	r, err := s.read(ctx, s.rdb)
+	if err != nil {
+		return Status{}, err
+	}
+	if len(r.Sealed) > 0 {
+		if _, err := s.open(r.Sealed); errors.Is(err, ErrSecretKey) {
+			r.Status.State, r.Status.LastError = NeedsReauth, err.Error()
+		}
+	}
+	return r.Status, nil
 }
 
 // Connect stores a new grant from the authorization flow and marks the connection
@@ -167,51 +214,55 @@ func (s *Store) Connect(ctx context.Context, g Grant, st Status) error {
 	if err != nil {
 		return fmt.Errorf("seal grant: %w", err)
 	}
-	r, err := s.read(ctx)
-	if err != nil {
-		return err
-	}
-	now := time.Now().UTC()
-	st.State, st.ConnectedAt, st.LastError, st.LastErrorAt = Connected, &now, "", nil
-	st.InstanceURL = g.InstanceURL
-	return s.write(ctx, record{Status: st, Sealed: sealed, Version: r.Version + 1})
+	return s.update(ctx, func(r *record) error {
+		now := time.Now().UTC()
+		st.State, st.ConnectedAt, st.LastError, st.LastErrorAt = Connected, &now, "", nil
+		st.InstanceURL, st.LastRefresh = g.InstanceURL, nil
+		*r = record{Status: st, Sealed: sealed, Version: r.Version + 1}
+		return nil
+	})
 }
 
-// rotate stores refreshed tokens; the caller holds the refresh lock.
-func (s *Store) rotate(ctx context.Context, g Grant) (int64, error) {
+// rotate stores refreshed tokens in place of the grant at version; the caller holds the
+// refresh lock. It fails with errSuperseded when the grant changed meanwhile.
+func (s *Store) rotate(ctx context.Context, g Grant, version int64) error {
 	sealed, err := s.seal(g)
 	if err != nil {
-		return 0, fmt.Errorf("seal grant: %w", err)
+		return fmt.Errorf("seal grant: %w", err)
 	}
-	r, err := s.read(ctx)
-	if err != nil {
-		return 0, err
-	}
-	now := time.Now().UTC()
-	r.Sealed, r.Version = sealed, r.Version+1
-	r.Status.State, r.Status.LastRefresh, r.Status.InstanceURL = Connected, &now, g.InstanceURL
-	return r.Version, s.write(ctx, r)
+	return s.update(ctx, func(r *record) error {
+		if r.Version != version || len(r.Sealed) == 0 {
+			return errSuperseded
+		}
+		now := time.Now().UTC()
+		r.Sealed, r.Version = sealed, r.Version+1
+		r.Status.State, r.Status.LastRefresh, r.Status.InstanceURL = Connected, &now, g.InstanceURL
+		return nil
+	})
 }
 
-// fail records an authentication failure and, when reauth is true, that a person has to
-// connect again.
-func (s *Store) fail(ctx context.Context, msg string, reauth bool) error {
-	r, err := s.read(ctx)
-	if err != nil {
-		return err
-	}
-	now := time.Now().UTC()
-	r.Status.LastError, r.Status.LastErrorAt = msg, &now
-	if reauth && len(r.Sealed) > 0 {
-		r.Status.State = NeedsReauth
-	}
-	return s.write(ctx, r)
+// fail records an authentication failure of the grant at version and, when reauth is true,
+// that a person has to connect again. A failure of a grant since replaced is not recorded:
+// it says nothing about the current one.
+func (s *Store) fail(ctx context.Context, msg string, reauth bool, version int64) error {
+	return s.update(ctx, func(r *record) error {
+		if r.Version != version || len(r.Sealed) == 0 {
+			return errUnchanged
+		}
+		now := time.Now().UTC()
+		r.Status.LastError, r.Status.LastErrorAt = msg, &now
+		if reauth {
+			r.Status.State = NeedsReauth
+		}
+		return nil
+	})
 }
 
-// Delete forgets the grant.
+// Delete forgets the grant. The record stays, reduced to its version, so a refresh that was
+// under way cannot write the forgotten grant back.
 func (s *Store) Delete(ctx context.Context) error {
-	if err := s.rdb.Del(ctx, s.key).Err(); err != nil {
-		return fmt.Errorf("delete connection: %w", err)
-	}
-	return nil
+	return s.update(ctx, func(r *record) error {
+		*r = record{Status: Status{State: Disconnected}, Version: r.Version + 1}
+		return nil
+	})
 }
