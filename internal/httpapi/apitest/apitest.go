@@ -1,0 +1,266 @@
+// Package apitest assembles the real HTTP API for tests: a private redis-server, both
+// simulators over HTTP, the real engine, settings and connection stores, and the server on a
+// 127.0.0.1 listener.
+package apitest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/httpapi"
+	"github.com/sjbackfill/backfill/internal/pipeline"
+	"github.com/sjbackfill/backfill/internal/redistest"
+	"github.com/sjbackfill/backfill/internal/runstore"
+	"github.com/sjbackfill/backfill/internal/salesforce"
+	"github.com/sjbackfill/backfill/internal/settings"
+	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
+	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
+	"github.com/sjbackfill/backfill/internal/skilljar"
+	"github.com/sjbackfill/backfill/worker"
+)
+
+// Token is the API token every test server accepts.
+const Token = "test-token-0123456789abcdef"
+
+// Options shape one environment.
+type Options struct {
+	// Users sizes the simulated Skilljar org. Defaults to 40.
+	Users int
+	// Mounts, when set, may add the extension handlers (OAuth, Page, ...) to the deps.
+	Mounts func(d *httpapi.Deps)
+	// NoConnection leaves Deps.Connection unset, as on a server without BACKFILL_SECRET_KEY.
+	NoConnection bool
+}
+
+// Env is one running API with everything behind it.
+type Env struct {
+	Ctx        context.Context
+	Redis      *redistest.Server
+	RDB        *redis.Client
+	Skilljar   *skilljarsim.Sim
+	Salesforce *salesforcesim.Sim
+	Store      *runstore.Store
+	Engine     *pipeline.Engine
+	Settings   *settings.Store
+	Connection *connection.Store
+	Inspector  *asynq.Inspector
+	Server     *httptest.Server
+	// Log holds every line the server logged.
+	Log *SyncBuffer
+
+	logger zerolog.Logger
+}
+
+// StoreConnection serves the API's Connection from the connection store, disconnecting by
+// deleting the grant.
+type StoreConnection struct{ *connection.Store }
+
+// Disconnect forgets the grant.
+func (c StoreConnection) Disconnect(ctx context.Context) error { return c.Delete(ctx) }
+
+// Start builds the environment; everything stops when the test ends.
+func Start(t testing.TB, o Options) *Env {
+	t.Helper()
+	if o.Users == 0 {
+		o.Users = 40
+	}
+	e := &Env{Ctx: context.Background(), Redis: redistest.Start(t), Log: &SyncBuffer{}}
+	e.logger = zerolog.New(e.Log)
+	e.RDB = e.Redis.Client(t)
+	var err error
+	if e.Skilljar, err = skilljarsim.Start(skilljarsim.Config{Seed: 11, Users: o.Users, Courses: 6}, "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Skilljar.Close() })
+	if e.Salesforce, err = salesforcesim.Start(salesforcesim.Config{}, "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Salesforce.Close() })
+
+	src, err := skilljar.New(skilljar.Config{
+		BaseURL: e.Skilljar.URL(), APIKey: e.Skilljar.APIKey(), MaxRetries: 2,
+		RetryBaseDelay: 5 * time.Millisecond, RetryMaxDelay: 20 * time.Millisecond, RequestTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := e.Salesforce.MintTokens("api refresh_token")
+	sink, err := salesforce.New(salesforce.Config{
+		Tokens:      salesforce.StaticTokens(salesforce.Credentials{AccessToken: tok.AccessToken, InstanceURL: tok.InstanceURL}),
+		BackoffBase: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+		BulkPollInterval: 20 * time.Millisecond, BulkPollMax: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := asynq.NewClient(asynq.RedisClientOpt{Addr: e.Redis.Addr})
+	t.Cleanup(func() { _ = queue.Close() })
+	e.Inspector = asynq.NewInspector(asynq.RedisClientOpt{Addr: e.Redis.Addr})
+	t.Cleanup(func() { _ = e.Inspector.Close() })
+	e.Store = runstore.New(e.RDB, runstore.Options{})
+	if e.Engine, err = pipeline.New(pipeline.Config{}, pipeline.Deps{
+		Store: e.Store, Source: src, Sink: sink, Enqueuer: queue, Logger: e.logger,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.Settings = settings.New(e.RDB, settings.Config{Domains: src, Objects: pipeline.Objects()})
+	if e.Connection, err = connection.NewStore(e.RDB, bytes.Repeat([]byte{7}, 32), ""); err != nil {
+		t.Fatal(err)
+	}
+
+	d := httpapi.Deps{Runs: e.Engine, Ledger: e.Store, Settings: e.Settings, Redis: e.RDB, Logger: e.logger}
+	if !o.NoConnection {
+		d.Connection = StoreConnection{e.Connection}
+	}
+	if o.Mounts != nil {
+		o.Mounts(&d)
+	}
+	srv, err := httpapi.New(httpapi.Config{Token: Token}, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Server = httptest.NewServer(srv)
+	t.Cleanup(e.Server.Close)
+	return e
+}
+
+// StartWorker runs an in-process worker until the test ends.
+func (e *Env) StartWorker(t testing.TB) {
+	t.Helper()
+	srv := worker.NewServer(asynq.RedisClientOpt{Addr: e.Redis.Addr},
+		worker.Config{Concurrency: 2, ShutdownTimeout: 10 * time.Second, PollInterval: 50 * time.Millisecond}, e.logger)
+	worker.Register(srv.Mux(), worker.Deps{Slices: e.Engine, Stop: srv.Stopping(), Logger: e.logger})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Run(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// Enqueued counts the tasks on every queue, in any state: what the API has put to work.
+func (e *Env) Enqueued(t testing.TB) int {
+	t.Helper()
+	queues, err := e.Inspector.Queues()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, q := range queues {
+		info, err := e.Inspector.GetQueueInfo(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += info.Size + info.Completed
+	}
+	return n
+}
+
+// Response is an answer read whole.
+type Response struct {
+	*http.Response
+	Body []byte
+}
+
+// JSON decodes the body into v, failing the test when it is not JSON.
+func (r *Response) JSON(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("%s %s: body %q is not JSON: %v", r.Request.Method, r.Request.URL.Path, r.Body, err)
+	}
+}
+
+// Error decodes an error answer.
+func (r *Response) Error(t testing.TB) httpapi.ErrorBody {
+	t.Helper()
+	var b httpapi.ErrorBody
+	r.JSON(t, &b)
+	if b.Error == nil {
+		t.Fatalf("%s %s answered %d without an error object: %s", r.Request.Method, r.Request.URL.Path, r.StatusCode, r.Body)
+	}
+	return b
+}
+
+// Do sends a request with the token. body is sent as is when it is a string or []byte and
+// as JSON otherwise; header entries are set after the defaults, so they can replace them.
+func (e *Env) Do(t testing.TB, method, path string, body any, header ...string) *Response {
+	t.Helper()
+	return e.DoRaw(t, method, path, body, append([]string{"Authorization", "Bearer " + Token}, header...)...)
+}
+
+// DoRaw sends a request with only the headers given.
+func (e *Env) DoRaw(t testing.TB, method, path string, body any, header ...string) *Response {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(e.Ctx, method, e.Server.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i+1] == "" {
+			req.Header.Del(header[i])
+			continue
+		}
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := e.Server.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Response{Response: resp, Body: raw}
+}
+
+// SyncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

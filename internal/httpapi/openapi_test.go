@@ -1,0 +1,182 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/httpapi"
+	"github.com/sjbackfill/backfill/internal/httpapi/apitest"
+	"github.com/sjbackfill/backfill/internal/runstore"
+	"github.com/sjbackfill/backfill/internal/settings"
+)
+
+type openAPIDoc struct {
+	OpenAPI    string                                `json:"openapi"`
+	Paths      map[string]map[string]json.RawMessage `json:"paths"`
+	Components struct {
+		Schemas map[string]struct {
+			Properties map[string]json.RawMessage `json:"properties"`
+		} `json:"schemas"`
+	} `json:"components"`
+}
+
+// fetchOpenAPI reads the document as the server serves it.
+func fetchOpenAPI(t *testing.T, e *apitest.Env) (openAPIDoc, []byte) {
+	t.Helper()
+	r := e.Do(t, http.MethodGet, "/v1/openapi.json", nil)
+	requireStatus(t, r, http.StatusOK)
+	var doc openAPIDoc
+	r.JSON(t, &doc)
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Fatalf("openapi version %q", doc.OpenAPI)
+	}
+	return doc, r.Body
+}
+
+func TestOpenAPIDocumentDescribesExactlyTheRegisteredRoutes(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, apitest.Options{Users: 5})
+	doc, _ := fetchOpenAPI(t, e)
+	var documented []string
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			if method == "parameters" {
+				continue
+			}
+			documented = append(documented, strings.ToUpper(method)+" "+path)
+		}
+	}
+	var registered []string
+	for key := range e.Server.Config.Handler.(*httpapi.Server).Routes() {
+		registered = append(registered, key)
+	}
+	sort.Strings(documented)
+	sort.Strings(registered)
+	for _, r := range registered {
+		if !slices.Contains(documented, r) {
+			t.Errorf("route %s is not in the OpenAPI document", r)
+		}
+	}
+	for _, d := range documented {
+		if !slices.Contains(registered, d) {
+			t.Errorf("the OpenAPI document describes %s, which the server does not serve", d)
+		}
+	}
+}
+
+func TestOpenAPIReferencesResolveAndOperationsDescribeTheirAnswers(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, apitest.Options{Users: 5})
+	doc, raw := fetchOpenAPI(t, e)
+	var tree map[string]any
+	if err := json.Unmarshal(raw, &tree); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`"\$ref":\s*"#/([^"]+)"`).FindAllSubmatch(raw, -1) {
+		var node any = tree
+		for _, part := range strings.Split(string(m[1]), "/") {
+			obj, ok := node.(map[string]any)
+			if !ok || obj[part] == nil {
+				t.Errorf("$ref #/%s does not resolve", m[1])
+				break
+			}
+			node = obj[part]
+		}
+	}
+	for path, ops := range doc.Paths {
+		for method, rawOp := range ops {
+			var op struct {
+				OperationID string                     `json:"operationId"`
+				Responses   map[string]json.RawMessage `json:"responses"`
+			}
+			if err := json.Unmarshal(rawOp, &op); err != nil {
+				t.Fatal(err)
+			}
+			if op.OperationID == "" || len(op.Responses) == 0 {
+				t.Errorf("%s %s has no operationId or no responses", method, path)
+			}
+			if path != "/healthz" && path != "/readyz" && op.Responses["401"] == nil {
+				t.Errorf("%s %s does not describe its 401", method, path)
+			}
+		}
+	}
+}
+
+// jsonNames lists the JSON names a Go type encodes, embedded structs flattened.
+func jsonNames(t reflect.Type) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var out []string
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-" || !f.IsExported():
+		case f.Anonymous && name == "":
+			out = append(out, jsonNames(f.Type)...)
+		default:
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestOpenAPISchemasListTheFieldsTheServerSends(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, apitest.Options{Users: 5})
+	doc, _ := fetchOpenAPI(t, e)
+	types := map[string]any{
+		"Error": httpapi.Error{}, "ErrorBody": httpapi.ErrorBody{}, "FieldError": settings.FieldError{},
+		"Health": httpapi.Health{}, "StartBody": httpapi.StartBody{}, "RunList": httpapi.RunList{},
+		"EventList": httpapi.EventList{}, "RejectedPage": httpapi.RejectedPage{}, "SampleList": httpapi.SampleList{},
+		"Run": runstore.Run{}, "Scope": runstore.Scope{}, "Plan": runstore.Plan{}, "StreamDef": runstore.StreamDef{},
+		"StreamStatus": runstore.StreamStatus{}, "Counters": runstore.Counters{}, "Progress": runstore.Progress{},
+		"Summary": runstore.Summary{}, "ObjectSummary": runstore.ObjectSummary{}, "Event": runstore.Event{},
+		"Rejected": runstore.Rejected{}, "Sample": runstore.Sample{}, "Settings": settings.Settings{},
+		"ConnectionStatus": connection.Status{},
+	}
+	for name, v := range types {
+		schema, ok := doc.Components.Schemas[name]
+		if !ok {
+			t.Errorf("schema %s is missing", name)
+			continue
+		}
+		var props []string
+		for p := range schema.Properties {
+			props = append(props, p)
+		}
+		sort.Strings(props)
+		if want := jsonNames(reflect.TypeOf(v)); !slices.Equal(props, want) {
+			t.Errorf("schema %s has properties %v; %T encodes %v", name, props, v, want)
+		}
+	}
+	for name := range doc.Components.Schemas {
+		if _, ok := types[name]; !ok {
+			t.Errorf("schema %s is not checked against a Go type", name)
+		}
+	}
+}
+
+func TestRunIDShapeAcceptsEveryIDTheStoreMints(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2001, 2, 3, 4, 5, 6, 0, time.FixedZone("x", 3600))
+	for _, random := range []uint32{0, 1, 0xdeadbeef, 0xffffffff} {
+		if id := runstore.NewID(at, random); !httpapi.RunIDPattern.MatchString(id) {
+			t.Fatalf("run id %q is refused as malformed", id)
+		}
+	}
+	for _, bad := range []string{"", "r", "r20010203t040506DEADBEEF", "x20010203t040506deadbeef", "r20010203t040506deadbeef0", "../r20010203t040506deadbee"} {
+		if httpapi.RunIDPattern.MatchString(bad) {
+			t.Fatalf("%q passes as a run id", bad)
+		}
+	}
+}
