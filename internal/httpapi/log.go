@@ -25,15 +25,6 @@ func requestInfoFrom(ctx context.Context) *requestInfo {
 	return info
 }
 
-// RequestID returns the id of the request being served, as logged and sent back in the
-// X-Request-Id header; mounted handlers can put it on their own log lines.
-func RequestID(ctx context.Context) string {
-	if info := requestInfoFrom(ctx); info != nil {
-		return info.id
-	}
-	return ""
-}
-
 // A caller's X-Request-Id is kept only when it is short and plain, so it cannot forge log
 // structure.
 var callerRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)

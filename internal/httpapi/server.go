@@ -65,6 +65,13 @@ type Config struct {
 }
 
 // Deps are what the server serves. Runs, Ledger, Settings and Redis are required.
+//
+// The handlers OAuth, Monitoring, Metrics and Page are mounted when set. Each gets the
+// request with its full path, and only after the token was checked, except OAuth's
+// /salesforce/callback, which the single-use OAuth state protects. State-changing browser
+// requests from another origin are refused before they reach any of them (net/http's
+// CrossOriginProtection, by Sec-Fetch-Site and Origin), so their forms need no CSRF token
+// of their own.
 type Deps struct {
 	Runs     Runs
 	Ledger   Ledger
@@ -73,12 +80,6 @@ type Deps struct {
 	// Connection serves /v1/connection; without it that route answers 503 not_configured.
 	Connection Connection
 	Logger     zerolog.Logger
-
-	// The handlers below are mounted when set. Each gets the request with its full path and
-	// only after the token was checked, except OAuth's /salesforce/callback, which the
-	// single-use OAuth state protects. State-changing browser requests from another origin
-	// are refused before they reach any of them (net/http's CrossOriginProtection, by
-	// Sec-Fetch-Site and Origin), so their forms need no CSRF token of their own.
 
 	// OAuth serves /salesforce/ (connect and callback).
 	OAuth http.Handler
