@@ -37,23 +37,26 @@ func (a *Authorizer) serveCallback(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	q := r.URL.Query()
 	if code := q.Get("error"); code != "" {
-		// The state is consumed all the same, so the attempt cannot be completed later.
-		err := error(&ConsentError{Code: code, Description: q.Get("error_description")})
-		if _, serr := a.store.takeState(r.Context(), q.Get("state")); serr != nil {
-			err = serr
+		// The state is spent all the same, so the attempt cannot be completed later. The
+		// denial is the news, whatever the state was.
+		var se *StateError
+		if _, err := a.store.takeState(r.Context(), q.Get("state")); err != nil && !errors.As(err, &se) {
+			a.cfg.Logger.Warn().Err(err).Msg("could not spend the OAuth state of a refused connect")
 		}
+		err := &ConsentError{Code: code, Description: q.Get("error_description")}
 		a.failed(r.Context(), err)
 		page(w, http.StatusBadRequest, "Salesforce was not connected", err.Error())
 		return
 	}
 	if _, err := a.Complete(r.Context(), q.Get("state"), q.Get("code")); err != nil {
-		status := http.StatusBadGateway // Salesforce refused the exchange, or did not answer
 		var se *StateError
+		var te *TokenError
+		status := http.StatusInternalServerError
 		switch {
-		case errors.As(err, &se):
+		case errors.As(err, &se), errors.Is(err, errNoCode):
 			status = http.StatusBadRequest
-		case errors.Is(err, errNoCode):
-			status = http.StatusBadRequest
+		case errors.As(err, &te), errors.Is(err, errTokenEndpoint):
+			status = http.StatusBadGateway // Salesforce refused the exchange, or did not answer
 		}
 		page(w, status, "Salesforce was not connected", err.Error())
 		return

@@ -49,7 +49,7 @@ func (b *syncBuffer) String() string {
 // env is one simulated org, one private Redis and the connection pieces on them, with every
 // log line captured and every secret seen remembered, so a test can prove none leaked.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	sim    *salesforcesim.Sim
 	redis  *redistest.Server
@@ -66,7 +66,7 @@ type env struct {
 
 const callbackPath = "/salesforce/callback"
 
-func newEnv(t *testing.T, simCfg salesforcesim.Config, oauthCfg connection.OAuthConfig) *env {
+func newEnv(t testing.TB, simCfg salesforcesim.Config, oauthCfg connection.OAuthConfig) *env {
 	t.Helper()
 	e := &env{t: t, ctx: context.Background(), redis: redistest.Start(t), logs: &syncBuffer{}, secrets: map[string]bool{}}
 	e.log = zerolog.New(e.logs).With().Timestamp().Logger()
@@ -196,7 +196,7 @@ func newBrowser() *browser {
 }
 
 // get fetches u and returns the final response's status, URL and body.
-func (b *browser) get(t *testing.T, u string) (int, *url.URL, string) {
+func (b *browser) get(t testing.TB, u string) (int, *url.URL, string) {
 	t.Helper()
 	resp, err := b.client.Get(u)
 	if err != nil {

@@ -18,13 +18,15 @@ import (
 )
 
 func TestTwoProcessesRefreshingUnderRotationNeverPresentAStaleToken(t *testing.T) {
-	e := newEnv(t, salesforcesim.Config{SessionTTL: 300 * time.Millisecond}, connection.OAuthConfig{})
+	// Sessions far shorter than Salesforce's 15-minute minimum, yet longer than a goroutine
+	// of a loaded -race run may stall between a 401 and its retry.
+	e := newEnv(t, salesforcesim.Config{SessionTTL: 600 * time.Millisecond}, connection.OAuthConfig{})
 	e.connect()
 	processes := []*connection.Source{e.newSource(connection.SourceConfig{}), e.newSource(connection.SourceConfig{})}
 
 	var calls, failures atomic.Int64
 	var wg sync.WaitGroup
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(2500 * time.Millisecond)
 	for _, src := range processes {
 		client := e.dataClient(src)
 		for range 4 {
@@ -52,7 +54,7 @@ func TestTwoProcessesRefreshingUnderRotationNeverPresentAStaleToken(t *testing.T
 		t.Errorf("a stale refresh token reached Salesforce: %+v", stats)
 	}
 	if stats.Refreshes < 3 {
-		t.Errorf("%d refreshes in 2s of 300ms sessions; the test did not exercise refreshing", stats.Refreshes)
+		t.Errorf("%d refreshes in 2.5s of 600ms sessions; the test did not exercise refreshing", stats.Refreshes)
 	}
 	if st := e.status(); st.State != connection.Connected || st.LastRefresh == nil {
 		t.Errorf("status after the run = %+v", st)
@@ -198,9 +200,9 @@ func TestWrongSecretKeyIsAClearAuthError(t *testing.T) {
 }
 
 func TestRefreshAfterRenewsSessionsBeforeSalesforceEndsThem(t *testing.T) {
-	e := newEnv(t, salesforcesim.Config{SessionTTL: 500 * time.Millisecond}, connection.OAuthConfig{})
+	e := newEnv(t, salesforcesim.Config{SessionTTL: time.Second}, connection.OAuthConfig{})
 	e.connect()
-	client := e.dataClient(e.newSource(connection.SourceConfig{RefreshAfter: 150 * time.Millisecond}))
+	client := e.dataClient(e.newSource(connection.SourceConfig{RefreshAfter: 200 * time.Millisecond}))
 	for deadline := time.Now().Add(1200 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if _, err := client.Limits(e.ctx); err != nil {
 			t.Fatalf("data call: %v", err)
@@ -213,7 +215,7 @@ func TestRefreshAfterRenewsSessionsBeforeSalesforceEndsThem(t *testing.T) {
 		}
 	}
 	if n := e.sim.AuthStats().Refreshes; n < 3 {
-		t.Errorf("%d refreshes in 1.2s with RefreshAfter 150ms, want at least 3", n)
+		t.Errorf("%d refreshes in 1.2s with RefreshAfter 200ms, want at least 3", n)
 	}
 }
 

@@ -30,6 +30,9 @@ func (e *TokenError) Error() string {
 	return fmt.Sprintf("Salesforce refused the token request (%s: %s)", e.Code, e.Description)
 }
 
+// errTokenEndpoint means no answer came from the token endpoint.
+var errTokenEndpoint = errors.New("the Salesforce token endpoint could not be reached")
+
 // tokenError turns what x/oauth2 returns into an error fit for logs and pages.
 func tokenError(err error) error {
 	var re *oauth2.RetrieveError
@@ -41,7 +44,7 @@ func tokenError(err error) error {
 		return te
 	}
 	// Transport errors name the token URL, which carries no secret: they travel in the body.
-	return fmt.Errorf("reach the Salesforce token endpoint: %w", err)
+	return fmt.Errorf("%w: %w", errTokenEndpoint, err)
 }
 
 // oauthConfig is the x/oauth2 view of the connected app at a login host. Credentials go in

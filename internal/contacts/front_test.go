@@ -34,7 +34,7 @@ type front struct {
 
 var collectionsInsertPath = regexp.MustCompile(`^/services/data/(v\d+\.\d)/composite/sobjects$`)
 
-func startFront(t *testing.T, sim *salesforcesim.Sim) (*front, string) {
+func startFront(t testing.TB, sim *salesforcesim.Sim) (*front, string) {
 	t.Helper()
 	target, err := url.Parse(sim.InstanceURL())
 	if err != nil {

@@ -23,7 +23,7 @@ type org struct {
 	client *salesforce.Client
 }
 
-func newOrg(t *testing.T) *org {
+func newOrg(t testing.TB) *org {
 	t.Helper()
 	schema := salesforcesim.DefaultSchema()
 	for i := range schema {
