@@ -61,7 +61,7 @@ func (s *Store) lock(ctx context.Context, ttl, wait time.Duration) (unlock func(
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(stopped)
-		t := time.NewTicker(ttl / 3)
+		t := time.NewTicker(max(ttl/3, time.Millisecond))
 		defer t.Stop()
 		for {
 			select {
