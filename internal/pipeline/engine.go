@@ -66,8 +66,13 @@ type Config struct {
 	// rows. Defaults to 1,500.
 	BulkThreshold int
 	// MaxPendingLearners bounds how many learners' progress may be fetched but not yet
-	// accepted by Salesforce, and so how many source calls a crash can cost. Defaults to 500.
+	// handed to Salesforce, and so how many source calls a crash can cost. Defaults to 2,000,
+	// which at about five rows a learner fills one Bulk API job.
 	MaxPendingLearners int
+	// FlushAfter bounds how long fetched progress waits for a full batch before it is
+	// written anyway, so under the Skilljar rate limit a crash costs at most this much of the
+	// budget. Defaults to 30s.
+	FlushAfter time.Duration
 	// LimitBackoff is how long a run waits when Salesforce's daily API allocation (or our
 	// share of it) is spent before it tries again. Defaults to 15 minutes.
 	LimitBackoff time.Duration
@@ -85,11 +90,14 @@ func (c Config) withDefaults() Config {
 	if c.LimitBackoff <= 0 {
 		c.LimitBackoff = 15 * time.Minute
 	}
+	if c.FlushAfter <= 0 {
+		c.FlushAfter = 30 * time.Second
+	}
 	def(&c.ProgressConcurrency, 4)
 	def(&c.CollectionsBatch, 200)
 	def(&c.BulkBatchRows, 10000)
 	def(&c.BulkThreshold, 1500)
-	def(&c.MaxPendingLearners, 500)
+	def(&c.MaxPendingLearners, 2000)
 	if c.CollectionsBatch > 200 {
 		c.CollectionsBatch = 200
 	}

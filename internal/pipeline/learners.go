@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/sjbackfill/backfill/internal/mapping"
 	"github.com/sjbackfill/backfill/internal/runstore"
@@ -100,7 +101,7 @@ type pageWriter struct {
 }
 
 func (s *slice) startWriter(ctx context.Context, i int, stream, domain string, from learnerCursor) *pageWriter {
-	w := &pageWriter{queue: make(chan batch, 1), stopped: make(chan struct{}), done: make(chan struct{}),
+	w := &pageWriter{queue: make(chan batch), stopped: make(chan struct{}), done: make(chan struct{}),
 		state: runstore.Running, committed: from}
 	var once sync.Once
 	stop := func() { once.Do(func() { close(w.stopped) }) }
@@ -248,9 +249,9 @@ func (s *slice) queueProgress(ctx context.Context, cp *learnerCursor, lp *learne
 		}
 	}()
 
-	// The producer starts fetches in page order. The capacity of results, twice the flush
-	// threshold, lets fetching go on while a full batch is being written.
-	results := make(chan chan fetched, 2*s.e.cfg.MaxPendingLearners)
+	// The producer starts fetches in page order. The capacity of results lets fetching go on
+	// while a full batch is being written, and bounds the memory it takes.
+	results := make(chan chan fetched, s.e.cfg.MaxPendingLearners/2)
 	sem := make(chan struct{}, s.e.cfg.ProgressConcurrency)
 	go func() {
 		defer close(results)
@@ -284,6 +285,9 @@ func (s *slice) queueProgress(ctx context.Context, cp *learnerCursor, lp *learne
 		complete = start // learners [start, complete) are fetched in full
 		fetchErr error
 		sending  = true
+		// oldest is when the last batch was handed over: fetched progress waits at most
+		// FlushAfter from then.
+		oldest = time.Now()
 	)
 	// cut queues the first n pending rows as a batch, with the cursor that holds once they
 	// are accepted: the first learner with rows still pending, or every complete learner.
@@ -318,6 +322,7 @@ func (s *slice) queueProgress(ctx context.Context, cp *learnerCursor, lp *learne
 		cp.Index, cp.Partial = next, nextPartial
 		b.cp = *cp
 		sending = sending && w.send(b)
+		oldest = time.Now()
 	}
 	for ch := range results {
 		f := <-ch
@@ -342,7 +347,7 @@ func (s *slice) queueProgress(ctx context.Context, cp *learnerCursor, lp *learne
 		for sending && len(pending) >= s.batchTarget() {
 			cut(s.chunk(len(pending)))
 		}
-		if complete-cp.Index >= s.e.cfg.MaxPendingLearners {
+		if complete-cp.Index >= s.e.cfg.MaxPendingLearners || time.Since(oldest) >= s.e.cfg.FlushAfter {
 			for sending && len(pending) > 0 {
 				cut(min(s.chunk(len(pending)), len(pending)))
 			}

@@ -20,7 +20,8 @@ type pendingRow struct {
 	object string
 	ext    string
 	row    salesforce.Record
-	// mapErr is set when the record could not be mapped; it is rejected without a call.
+	// mapErr is set when the record could not be mapped; it is rejected without a call, and
+	// src keeps the source record for the ledger.
 	mapErr error
 	src    mapping.Source
 	// learner is the index, in its page, of the learner the row belongs to.
@@ -35,7 +36,13 @@ func (e *Engine) mapRow(object string, src mapping.Source, learner int) pendingR
 	if ext == "" {
 		ext, _ = src["id"].(string)
 	}
-	return pendingRow{object: object, ext: ext, row: row, mapErr: err, src: src, learner: learner}
+	r := pendingRow{object: object, ext: ext, row: row, learner: learner}
+	if err != nil {
+		// Only a record that could not be mapped keeps its source, for the ledger: the
+		// rows in flight are most of a worker's memory.
+		r.mapErr, r.src = err, src
+	}
+	return r
 }
 
 // tally is what one batch changes in the run's counters, ledger and samples.
