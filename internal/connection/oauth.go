@@ -33,6 +33,10 @@ type OAuthConfig struct {
 	// LoginURL is the login host derived from the environment (config.LoginURL). Defaults
 	// to https://login.salesforce.com.
 	LoginURL string
+	// EnvironmentFor, when set, picks the environment and login host at each connect, so an
+	// operator's Sandbox/Production choice on the settings page takes effect without a
+	// restart. Empty answers fall back to Environment and LoginURL.
+	EnvironmentFor func(ctx context.Context) (environment, loginURL string)
 	// StateTTL is how long a connect attempt may take from redirect to callback. Defaults
 	// to 10 minutes.
 	StateTTL time.Duration
@@ -73,7 +77,7 @@ func (a *Authorizer) OnConnected(fn func(ctx context.Context)) {
 	a.hooks = append(a.hooks, fn)
 }
 
-func (a *Authorizer) oauth() (*oauth2.Config, error) {
+func (a *Authorizer) oauth(loginURL string) (*oauth2.Config, error) {
 	switch {
 	case a.cfg.ClientID == "":
 		return nil, errors.New("SALESFORCE_CLIENT_ID is not set: the connected app's consumer key is needed to connect")
@@ -82,13 +86,26 @@ func (a *Authorizer) oauth() (*oauth2.Config, error) {
 	case a.cfg.RedirectURL == "":
 		return nil, errors.New("SALESFORCE_REDIRECT_URL is not set: it must be this service's /salesforce/callback URL, as registered in the connected app")
 	}
-	return oauthConfig(a.cfg.ClientID, a.cfg.ClientSecret, a.cfg.LoginURL, a.cfg.RedirectURL), nil
+	return oauthConfig(a.cfg.ClientID, a.cfg.ClientSecret, loginURL, a.cfg.RedirectURL), nil
+}
+
+// environment is where a new connect attempt goes.
+func (a *Authorizer) environment(ctx context.Context) attempt {
+	at := attempt{environment: a.cfg.Environment, loginURL: a.cfg.LoginURL}
+	if a.cfg.EnvironmentFor != nil {
+		env, login := a.cfg.EnvironmentFor(ctx)
+		if env != "" && login != "" {
+			at.environment, at.loginURL = env, strings.TrimRight(login, "/")
+		}
+	}
+	return at
 }
 
 // Begin starts a connect attempt: it remembers a random single-use state with a PKCE
 // verifier for StateTTL and returns the login host's authorize URL to send the browser to.
 func (a *Authorizer) Begin(ctx context.Context) (authURL string, err error) {
-	oc, err := a.oauth()
+	at := a.environment(ctx)
+	oc, err := a.oauth(at.loginURL)
 	if err != nil {
 		return "", err
 	}
@@ -97,11 +114,11 @@ func (a *Authorizer) Begin(ctx context.Context) (authURL string, err error) {
 		return "", err
 	}
 	state := base64.RawURLEncoding.EncodeToString(b)
-	verifier := oauth2.GenerateVerifier()
-	if err := a.store.saveState(ctx, state, verifier, a.cfg.StateTTL); err != nil {
+	at.verifier = oauth2.GenerateVerifier()
+	if err := a.store.saveState(ctx, state, at, a.cfg.StateTTL); err != nil {
 		return "", err
 	}
-	return oc.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier)), nil
+	return oc.AuthCodeURL(state, oauth2.S256ChallengeOption(at.verifier)), nil
 }
 
 var errNoCode = errors.New("the Salesforce callback carried no authorization code; start again at /salesforce/connect")
@@ -136,29 +153,32 @@ func (a *Authorizer) Complete(ctx context.Context, state, code string) (Status, 
 }
 
 func (a *Authorizer) complete(ctx context.Context, state, code string) (Status, error) {
-	oc, err := a.oauth()
+	at, err := a.store.takeState(ctx, state)
 	if err != nil {
 		return Status{}, err
 	}
-	verifier, err := a.store.takeState(ctx, state)
+	if at.loginURL == "" {
+		at.environment, at.loginURL = a.cfg.Environment, a.cfg.LoginURL
+	}
+	oc, err := a.oauth(at.loginURL)
 	if err != nil {
 		return Status{}, err
 	}
 	if code == "" {
 		return Status{}, errNoCode
 	}
-	tok, err := oc.Exchange(withClient(ctx, a.cfg.HTTPClient), code, oauth2.VerifierOption(verifier))
+	tok, err := oc.Exchange(withClient(ctx, a.cfg.HTTPClient), code, oauth2.VerifierOption(at.verifier))
 	if err != nil {
 		return Status{}, fmt.Errorf("exchange the authorization code: %w", tokenError(err))
 	}
-	g := merge(Grant{LoginURL: a.cfg.LoginURL}, tok)
+	g := merge(Grant{LoginURL: at.loginURL}, tok)
 	switch {
 	case g.RefreshToken == "":
 		return Status{}, errors.New("Salesforce issued no refresh token: allow the refresh_token (offline_access) scope in the connected app's OAuth settings")
 	case g.InstanceURL == "":
 		return Status{}, errors.New("Salesforce's token response named no instance_url")
 	}
-	st := Status{Environment: a.cfg.Environment}
+	st := Status{Environment: at.environment}
 	st.OrgID, st.UserID = parseIdentityURL(g.IdentityURL)
 	st.Username = a.username(ctx, g)
 

@@ -279,3 +279,39 @@ func readAll(t *testing.T, resp *http.Response) string {
 	}
 	return string(b)
 }
+
+func TestConnectGoesToTheEnvironmentChosenWhenTheAttemptBegins(t *testing.T) {
+	// The operator switched to another org's login host (say, a sandbox) on the settings
+	// page: the attempt must start and finish there, without a restart.
+	var other *salesforcesim.Sim
+	e := newEnv(t, salesforcesim.Config{}, connection.OAuthConfig{
+		Environment: "production",
+		EnvironmentFor: func(context.Context) (string, string) {
+			return "sandbox", other.LoginURL()
+		},
+	})
+	var err error
+	other, err = salesforcesim.Start(salesforcesim.Config{
+		ClientID: e.sim.ClientID(), ClientSecret: e.sim.ClientSecret(),
+		OrgID: orgID, UserID: userID, Username: username,
+	}, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close() })
+
+	b := newBrowser()
+	if status, final, body := b.get(t, e.server.URL+"/salesforce/connect"); status != http.StatusOK || final.Query().Get("connected") != "1" {
+		t.Fatalf("flow ended at %s with %d: %s", final, status, body)
+	}
+	if host := b.visited[0].Host; !strings.Contains(other.LoginURL(), host) {
+		t.Fatalf("authorize went to %s, want the chosen environment's login host %s", host, other.LoginURL())
+	}
+	g := e.rememberGrant()
+	if g.LoginURL != other.LoginURL() || g.InstanceURL != other.InstanceURL() {
+		t.Fatalf("grant from %s at %s; want %s at %s", g.LoginURL, g.InstanceURL, other.LoginURL(), other.InstanceURL())
+	}
+	if st := e.status(); st.Environment != "sandbox" {
+		t.Fatalf("status environment %q, want sandbox", st.Environment)
+	}
+}

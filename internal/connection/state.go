@@ -51,11 +51,11 @@ func (s *Store) stateKey(state string) string {
 }
 
 // saveState remembers a connect attempt's state with its PKCE verifier.
-func (s *Store) saveState(ctx context.Context, state, verifier string, ttl time.Duration) error {
+func (s *Store) saveState(ctx context.Context, state string, a attempt, ttl time.Duration) error {
 	key := s.stateKey(state)
 	expires := time.Now().Add(ttl).UnixMilli()
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, key, "verifier", verifier, "expires", expires, "used", 0)
+		p.HSet(ctx, key, "verifier", a.verifier, "environment", a.environment, "login", a.loginURL, "expires", expires, "used", 0)
 		p.PExpire(ctx, key, ttl+stateMemory)
 		return nil
 	})
@@ -71,25 +71,31 @@ var takeStateScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'unknown'} end
 if redis.call('HGET', KEYS[1], 'used') == '1' then return {'reused'} end
 if tonumber(redis.call('HGET', KEYS[1], 'expires')) < tonumber(ARGV[1]) then return {'expired'} end
-local verifier = redis.call('HGET', KEYS[1], 'verifier')
+local a = redis.call('HMGET', KEYS[1], 'verifier', 'environment', 'login')
 redis.call('HSET', KEYS[1], 'used', '1')
 redis.call('HDEL', KEYS[1], 'verifier')
-return {'ok', verifier}`)
+return {'ok', a[1] or '', a[2] or '', a[3] or ''}`)
 
-// takeState consumes state and returns its verifier, or a *StateError saying why not.
-func (s *Store) takeState(ctx context.Context, state string) (verifier string, err error) {
+// attempt is what a connect attempt remembers until its callback: the PKCE verifier and the
+// environment it was started for, so the code is exchanged at the same login host.
+type attempt struct {
+	verifier, environment, loginURL string
+}
+
+// takeState consumes state and returns its attempt, or a *StateError saying why not.
+func (s *Store) takeState(ctx context.Context, state string) (attempt, error) {
 	if state == "" {
-		return "", &StateError{Reason: StateMissing}
+		return attempt{}, &StateError{Reason: StateMissing}
 	}
 	res, err := takeStateScript.Run(ctx, s.rdb, []string{s.stateKey(state)}, time.Now().UnixMilli()).StringSlice()
 	if err != nil {
-		return "", fmt.Errorf("check OAuth state: %w", err)
+		return attempt{}, fmt.Errorf("check OAuth state: %w", err)
 	}
 	switch {
-	case len(res) == 2 && res[0] == "ok":
-		return res[1], nil
+	case len(res) == 4 && res[0] == "ok":
+		return attempt{verifier: res[1], environment: res[2], loginURL: res[3]}, nil
 	case len(res) == 1:
-		return "", &StateError{Reason: res[0]}
+		return attempt{}, &StateError{Reason: res[0]}
 	}
-	return "", errors.New("check OAuth state: unexpected answer from Redis")
+	return attempt{}, errors.New("check OAuth state: unexpected answer from Redis")
 }
