@@ -17,3 +17,21 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+
+# --- Chromium, for the settings page's browser test (internal/webui) -------------------------
+# Optional: without it that one test skips and says so loudly, so a missing browser never fails
+# the build. Debian's package is "chromium"; the test looks for it at /usr/bin/chromium or on
+# PATH (BACKFILL_CHROMIUM overrides).
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 &&
+  [ -z "${BACKFILL_CHROMIUM:-}" ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium with apt-get (for the browser test of the settings page)" >&2
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
+      echo "WARNING: could not install chromium; the browser test of the settings page will be SKIPPED" >&2
+    fi
+  else
+    echo "WARNING: chromium is missing; the browser test of the settings page will be SKIPPED." \
+      "Install it with: sudo apt-get install -y chromium" >&2
+  fi
+fi
