@@ -23,6 +23,11 @@ const (
 // maxCollectionRecords is the sObject Collections limit per request.
 const maxCollectionRecords = 200
 
+// maxCollectionChunks is how many runs of one object type a collections insert may hold:
+// {account1, account2, contact1, account3} is three chunks (reference: "Create Records Using
+// sObject Collections").
+const maxCollectionChunks = 10
+
 func (s *Sim) instanceHandler() http.Handler {
 	rt := newRoutes()
 	rt.handle("GET /services/data", "GET versions", s.handleVersions)
@@ -35,8 +40,10 @@ func (s *Sim) instanceHandler() http.Handler {
 	d("GET", "sobjects/{object}/describe", "GET sobjects/describe", s.handleDescribe)
 	d("POST", "sobjects/{object}", "POST sobjects", s.handleCreate)
 	d("GET", "sobjects/{object}/{id}", "GET sobjects/id", s.handleGetRecord)
+	d("PATCH", "sobjects/{object}/{id}", "PATCH sobjects/id", s.handleUpdate)
 	d("GET", "sobjects/{object}/{field}/{value}", "GET sobjects/externalid", s.handleGetRecord)
 	d("PATCH", "sobjects/{object}/{field}/{value}", "PATCH sobjects/externalid", s.handleUpsertOne)
+	d("POST", "composite/sobjects", "POST composite/sobjects", s.handleCollectionCreate)
 	d("PATCH", "composite/sobjects/{object}/{field}", "PATCH composite/sobjects", s.handleCollectionUpsert)
 	d("GET", "query", "GET query", s.handleQuery)
 	d("GET", "query/{locator}", "GET query/more", s.handleQueryMore)
@@ -272,8 +279,40 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, []apiError{*aerr})
 		return
 	}
-	res := s.writeBatch(t, []writeOp{{mode: modeInsert, changes: changes}}, false)[0]
+	res := s.writeBatch([]writeOp{{table: t, mode: modeInsert, changes: changes}}, false)[0]
 	writeSingleResult(w, res, http.StatusCreated)
+}
+
+// handleUpdate answers PATCH sobjects/{Object}/{Id}: the body's fields are written to that
+// record, and success is 204 with no body.
+func (s *Sim) handleUpdate(w http.ResponseWriter, r *http.Request) {
+	t := s.object(w, r)
+	if t == nil {
+		return
+	}
+	var raw map[string]any
+	if !decodeBody(w, r, &raw) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := canonicalID(r.PathValue("id"))
+	if !ok || t.byID[id] == nil {
+		// An unknown Id is 404; for a malformed one the status is UNCONFIRMED.
+		writeAPIError(w, http.StatusNotFound, "NOT_FOUND", "The requested resource does not exist")
+		return
+	}
+	changes, aerr := s.parseJSONRecord(t, raw)
+	if aerr != nil {
+		writeJSON(w, http.StatusBadRequest, []apiError{*aerr})
+		return
+	}
+	res := s.writeBatch([]writeOp{{table: t, mode: modeUpdate, keyValue: id, changes: changes}}, false)[0]
+	if !res.ok() {
+		writeRecordErrors(w, res.errors)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Sim) handleUpsertOne(w http.ResponseWriter, r *http.Request) {
@@ -305,7 +344,7 @@ func (s *Sim) handleUpsertOne(w http.ResponseWriter, r *http.Request) {
 	}
 	value := r.PathValue("value")
 	changes = append(changes, change{field: key, value: value})
-	res := s.writeBatch(t, []writeOp{{mode: modeUpsert, key: key, keyValue: value, changes: changes}}, false)[0]
+	res := s.writeBatch([]writeOp{{table: t, mode: modeUpsert, key: key, keyValue: value, changes: changes}}, false)[0]
 	status := http.StatusOK // UNCONFIRMED per version: older versions answered an update with 204
 	if res.created {
 		status = http.StatusCreated
@@ -315,14 +354,20 @@ func (s *Sim) handleUpsertOne(w http.ResponseWriter, r *http.Request) {
 
 func writeSingleResult(w http.ResponseWriter, res writeResult, status int) {
 	if !res.ok() {
-		errs := make([]apiError, len(res.errors))
-		for i, e := range res.errors {
-			errs[i] = apiError{Message: e.Message, ErrorCode: e.StatusCode, Fields: e.Fields}
-		}
-		writeJSON(w, http.StatusBadRequest, errs)
+		writeRecordErrors(w, res.errors)
 		return
 	}
 	writeJSON(w, status, upsertResultOf(res))
+}
+
+// writeRecordErrors answers a failed single-record write: 400 with the record's errors as
+// the REST error array.
+func writeRecordErrors(w http.ResponseWriter, recErrs []recordErr) {
+	errs := make([]apiError, len(recErrs))
+	for i, e := range recErrs {
+		errs[i] = apiError{Message: e.Message, ErrorCode: e.StatusCode, Fields: e.Fields}
+	}
+	writeJSON(w, http.StatusBadRequest, errs)
 }
 
 // upsertResult is one element of a collections response (and the single-record answer).
@@ -344,21 +389,87 @@ func upsertResultOf(res writeResult) upsertResult {
 	return out
 }
 
+// saveResult is one element of a collections insert response. A failed record has no id
+// key at all, as in Salesforce's documented example.
+type saveResult struct {
+	ID      string      `json:"id,omitempty"`
+	Success bool        `json:"success"`
+	Errors  []recordErr `json:"errors"`
+}
+
+// collection is the body of a collections insert or upsert.
+type collection struct {
+	AllOrNone bool             `json:"allOrNone"`
+	Records   []map[string]any `json:"records"`
+}
+
+// decodeCollection reads a collection body of at most maxCollectionRecords records, or
+// answers 400.
+func decodeCollection(w http.ResponseWriter, r *http.Request) (collection, bool) {
+	var body collection
+	if !decodeBody(w, r, &body) {
+		return body, false
+	}
+	if len(body.Records) > maxCollectionRecords {
+		writeAPIError(w, http.StatusBadRequest, "EXCEEDED_ID_LIMIT",
+			"record limit reached. cannot submit more than 200 records into this call")
+		return body, false
+	}
+	return body, true
+}
+
+// handleCollectionCreate answers POST composite/sobjects: records of any objects, each
+// naming its own in attributes.type, inserted in order, one SaveResult each.
+func (s *Sim) handleCollectionCreate(w http.ResponseWriter, r *http.Request) {
+	body, ok := decodeCollection(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ops := make([]writeOp, len(body.Records))
+	chunks := 0
+	for i, raw := range body.Records {
+		t, aerr := s.recordTable(raw)
+		if aerr != nil {
+			writeJSON(w, http.StatusBadRequest, []apiError{*aerr})
+			return
+		}
+		if i == 0 || t != ops[i-1].table {
+			chunks++
+		}
+		changes, aerr := s.parseJSONRecord(t, raw)
+		if aerr != nil {
+			writeJSON(w, http.StatusBadRequest, []apiError{*aerr})
+			return
+		}
+		ops[i] = writeOp{table: t, mode: modeInsert, changes: changes}
+	}
+	if chunks > maxCollectionChunks {
+		// The limit and the message are Salesforce's; the errorCode, and that the whole
+		// request fails rather than each record, are UNCONFIRMED.
+		writeAPIError(w, http.StatusBadRequest, "INVALID_BATCH_SIZE", fmt.Sprintf(
+			"Cannot have more than %d chunks in a single operation. Please rearrange the data to reduce chunking.", maxCollectionChunks))
+		return
+	}
+	results := s.writeBatch(ops, body.AllOrNone)
+	out := make([]saveResult, len(results))
+	for i, res := range results {
+		out[i] = saveResult{ID: res.id, Success: res.ok(), Errors: res.errors}
+		if out[i].Errors == nil {
+			out[i].Errors = []recordErr{}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
 func (s *Sim) handleCollectionUpsert(w http.ResponseWriter, r *http.Request) {
 	t := s.object(w, r)
 	if t == nil {
 		return
 	}
-	var body struct {
-		AllOrNone bool             `json:"allOrNone"`
-		Records   []map[string]any `json:"records"`
-	}
-	if !decodeBody(w, r, &body) {
-		return
-	}
-	if len(body.Records) > maxCollectionRecords {
-		writeAPIError(w, http.StatusBadRequest, "EXCEEDED_ID_LIMIT",
-			"record limit reached. cannot submit more than 200 records into this call")
+	body, ok := decodeCollection(w, r)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -379,7 +490,7 @@ func (s *Sim) handleCollectionUpsert(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, []apiError{*aerr})
 			return
 		}
-		op := writeOp{mode: modeUpsert, key: key, changes: changes}
+		op := writeOp{table: t, mode: modeUpsert, key: key, changes: changes}
 		for _, c := range changes {
 			if c.field == key {
 				op.keyValue, _ = c.value.(string)
@@ -387,7 +498,7 @@ func (s *Sim) handleCollectionUpsert(w http.ResponseWriter, r *http.Request) {
 		}
 		ops[i] = op
 	}
-	results := s.writeBatch(t, ops, body.AllOrNone)
+	results := s.writeBatch(ops, body.AllOrNone)
 	out := make([]upsertResult, len(results))
 	for i, res := range results {
 		out[i] = upsertResultOf(res)
@@ -405,18 +516,42 @@ func externalIDField(t *table, name string) (*Field, *apiError) {
 	return f, nil
 }
 
-// checkRecordType enforces that each collection record names its sObject type.
-func checkRecordType(t *table, raw map[string]any) *apiError {
-	var typ string
+// recordType is the sObject type a collection record names in attributes.type.
+func recordType(raw map[string]any) string {
 	for k, v := range raw {
 		if attrs, ok := v.(map[string]any); ok && strings.EqualFold(k, "attributes") {
-			typ, _ = attrs["type"].(string)
+			typ, _ := attrs["type"].(string)
+			return typ
 		}
 	}
-	switch {
+	return ""
+}
+
+// missingType refuses a collection record without attributes.type. UNCONFIRMED code and
+// wording.
+func missingType() *apiError {
+	return &apiError{ErrorCode: "INVALID_TYPE", Message: "When using the sObject Collections API, every record must specify attributes.type"}
+}
+
+// recordTable finds the object a collections insert record names; the caller holds s.mu.
+func (s *Sim) recordTable(raw map[string]any) (*table, *apiError) {
+	typ := recordType(raw)
+	if typ == "" {
+		return nil, missingType()
+	}
+	t := s.table(typ)
+	if t == nil {
+		// UNCONFIRMED for collections: the code and wording SOQL uses for an unknown object.
+		return nil, &apiError{ErrorCode: "INVALID_TYPE", Message: fmt.Sprintf("sObject type '%s' is not supported.", typ)}
+	}
+	return t, nil
+}
+
+// checkRecordType enforces that each collections upsert record names the URL's sObject.
+func checkRecordType(t *table, raw map[string]any) *apiError {
+	switch typ := recordType(raw); {
 	case typ == "":
-		// UNCONFIRMED code and wording.
-		return &apiError{ErrorCode: "INVALID_TYPE", Message: "When using the sObject Collections API, every record must specify attributes.type"}
+		return missingType()
 	case !strings.EqualFold(typ, t.obj.Name):
 		return &apiError{ErrorCode: "INVALID_TYPE",
 			Message: fmt.Sprintf("Record type %s does not match the sObject %s in the URL", typ, t.obj.Name)}

@@ -299,7 +299,7 @@ func (s *Sim) process(ctx context.Context, j *bulkJob) {
 		for i, cells := range batch {
 			ops[i] = j.op(columns, cells)
 		}
-		for i, res := range s.writeBatch(j.table, ops, false) {
+		for i, res := range s.writeBatch(ops, false) {
 			if res.ok() {
 				j.success = append(j.success, resultRow{id: res.id, created: res.created, cells: batch[i]})
 				continue
@@ -383,7 +383,7 @@ func (s *Sim) columns(j *bulkJob) ([]column, error) {
 // op turns one CSV row into a write: an empty cell leaves its field unchanged and #N/A
 // clears it, as Bulk API 2.0 reads CSV.
 func (j *bulkJob) op(columns []column, cells []string) writeOp {
-	op := writeOp{mode: modeUpsert}
+	op := writeOp{table: j.table, mode: modeUpsert}
 	switch j.info.Operation {
 	case "insert":
 		op.mode = modeInsert

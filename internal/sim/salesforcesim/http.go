@@ -3,6 +3,7 @@ package salesforcesim
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -33,8 +34,12 @@ func (r *statusRecorder) WriteHeader(status int) {
 	r.ResponseWriter.WriteHeader(status)
 }
 
-// host wraps one host's routes with what every request goes through: latency, injected
-// faults, a JSON 404 for unknown paths on the instance, and the per-endpoint call count.
+// maxRequestURI is the longest request URI (path and query) Salesforce serves; a longer
+// one gets 414 (reference/salesforce.md, status codes).
+const maxRequestURI = 16384
+
+// host wraps one host's routes with what every request goes through: latency, the URI
+// limit, injected faults, a JSON 404 for unknown paths on the instance, and the per-endpoint call count.
 type host struct {
 	sim      *Sim
 	routes   *routes
@@ -62,6 +67,13 @@ func (h host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}()
 
+	if len(r.RequestURI) > maxRequestURI {
+		// Refused at the door, before faults or the API allocation see it. The status and the
+		// limit are documented; the body's errorCode is UNCONFIRMED.
+		writeAPIError(rec, http.StatusRequestURITooLong, "URI_TOO_LONG",
+			fmt.Sprintf("The request URI is %d bytes long; the limit is %d bytes", len(r.RequestURI), maxRequestURI))
+		return
+	}
 	s.mu.Lock()
 	f := s.takeFault(r.URL.Path)
 	random503 := f == nil && strings.Contains(pattern, "{version}") && s.chance(s.cfg.FaultRate)

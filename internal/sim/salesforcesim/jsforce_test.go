@@ -16,8 +16,8 @@ import (
 )
 
 // TestJSForceConformance drives the simulator with jsforce, an independent real client:
-// the PKCE code exchange, a rotated refresh, a collections upsert, a Bulk 2.0 load and a
-// COUNT() query. It needs node and npm; jsforce is installed once into
+// the PKCE code exchange, a rotated refresh, a collections upsert, a mixed-type collections
+// insert, an update by Id, a Bulk 2.0 load and a COUNT() query. It needs node and npm; jsforce is installed once into
 // BACKFILL_TOOLS_CACHE (default ~/.cache/backfill-tools), never into the repository.
 func TestJSForceConformance(t *testing.T) {
 	node, nodeErr := exec.LookPath("node")
@@ -53,6 +53,8 @@ func TestJSForceConformance(t *testing.T) {
 		OrgID             string   `json:"orgId"`
 		Rotated           bool     `json:"rotated"`
 		CollectionResults []string `json:"collectionResults"`
+		CreateResults     []string `json:"createResults"`
+		ContactID         string   `json:"contactId"`
 		Bulk              struct{ OK, Failed int }
 		Count             int  `json:"count"`
 		ReuseRevoked      bool `json:"reuseRevoked"`
@@ -67,7 +69,8 @@ func TestJSForceConformance(t *testing.T) {
 	t.Logf("jsforce summary: %s", lines[len(lines)-1])
 
 	if summary.UserID != s.cfg.UserID || summary.OrgID != s.cfg.OrgID || !summary.Rotated || !summary.ReuseRevoked ||
-		summary.Count != 24 || strings.Join(summary.CollectionResults, ",") != "ok,INVALID_EMAIL_ADDRESS,ok" {
+		summary.Count != 24 || strings.Join(summary.CollectionResults, ",") != "ok,INVALID_EMAIL_ADDRESS,ok" ||
+		strings.Join(summary.CreateResults, ",") != "ok,ok,REQUIRED_FIELD_MISSING" {
 		t.Fatalf("summary = %+v", summary)
 	}
 	if summary.APIUsage.Limit != defaultDailyLimit || summary.APIUsage.Used == 0 {
@@ -75,8 +78,12 @@ func TestJSForceConformance(t *testing.T) {
 	}
 
 	// The simulator's own view must agree with what jsforce saw.
-	if s.Count(objStudent) != 2 || s.Count(objProgress) != 24 || s.Count(objCourse) != 1 {
-		t.Fatalf("counts: students %d, progress %d, courses %d", s.Count(objStudent), s.Count(objProgress), s.Count(objCourse))
+	if s.Count(objStudent) != 2 || s.Count(objProgress) != 24 || s.Count(objCourse) != 2 || s.Count("Contact") != 1 {
+		t.Fatalf("counts: students %d, progress %d, courses %d, contacts %d",
+			s.Count(objStudent), s.Count(objProgress), s.Count(objCourse), s.Count("Contact"))
+	}
+	if ada, _ := s.RecordByExternalID("Contact", "Id", summary.ContactID); ada["FirstName"] != "Ada" || ada["Email"] != "ada@example.com" {
+		t.Fatalf("Contact created and updated through jsforce = %v", ada)
 	}
 	stu, _ := s.RecordByExternalID(objStudent, ObfuscatedID, "js-stu-1")
 	prog, _ := s.RecordByExternalID(objProgress, ObfuscatedID, "js-prog-7")

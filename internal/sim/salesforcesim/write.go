@@ -51,6 +51,7 @@ const (
 
 // writeOp is one record to write.
 type writeOp struct {
+	table    *table // the record's object
 	mode     writeMode
 	key      *Field // the external id field matched on (modeUpsert)
 	keyValue string // its value, or the Id for modeUpdate
@@ -67,16 +68,22 @@ type writeResult struct {
 
 func (r writeResult) ok() bool { return len(r.errors) == 0 }
 
-// writeBatch writes records in order, as a collection or one bulk batch does. With
-// allOrNone, any failure undoes every write of the batch and the records that had succeeded
-// report ALL_OR_NONE_OPERATION_ROLLED_BACK. The caller holds s.mu.
-func (s *Sim) writeBatch(t *table, ops []writeOp, allOrNone bool) []writeResult {
+// writeBatch writes records in order, as a collection or one bulk batch does; the records
+// of a collections insert may be of several objects. With allOrNone, any failure undoes
+// every write of the batch and the records that had succeeded report
+// ALL_OR_NONE_OPERATION_ROLLED_BACK. The caller holds s.mu.
+func (s *Sim) writeBatch(ops []writeOp, allOrNone bool) []writeResult {
 	results := make([]writeResult, len(ops))
 	// A batch may not name one external id twice: Salesforce cannot order the two writes.
-	seen := make(map[string]int)
+	type upsertKey struct {
+		table *table
+		value string
+	}
+	seen := make(map[upsertKey]int)
+	keyOf := func(op writeOp) upsertKey { return upsertKey{op.table, strings.ToLower(op.keyValue)} }
 	for _, op := range ops {
 		if op.mode == modeUpsert && op.keyValue != "" {
-			seen[strings.ToLower(op.keyValue)]++
+			seen[keyOf(op)]++
 		}
 	}
 	var undo []func()
@@ -85,12 +92,12 @@ func (s *Sim) writeBatch(t *table, ops []writeOp, allOrNone bool) []writeResult 
 		switch {
 		case op.failed != nil:
 			results[i] = writeResult{errors: []recordErr{*op.failed}}
-		case op.mode == modeUpsert && seen[strings.ToLower(op.keyValue)] > 1:
+		case op.mode == modeUpsert && seen[keyOf(op)] > 1:
 			// Wording UNCONFIRMED; every record carrying the duplicated id fails.
 			results[i] = writeResult{errors: []recordErr{newRecordErr("DUPLICATE_VALUE",
 				"Duplicate external id specified: "+op.keyValue, op.key.Name)}}
 		default:
-			results[i] = s.writeOne(t, op, &undo)
+			results[i] = s.writeOne(op, &undo)
 		}
 		failed = failed || !results[i].ok()
 	}
@@ -109,7 +116,8 @@ func (s *Sim) writeBatch(t *table, ops []writeOp, allOrNone bool) []writeResult 
 }
 
 // writeOne validates and applies one record, appending what undoes it. The caller holds s.mu.
-func (s *Sim) writeOne(t *table, op writeOp, undo *[]func()) writeResult {
+func (s *Sim) writeOne(op writeOp, undo *[]func()) writeResult {
+	t := op.table
 	fail := func(errs ...recordErr) writeResult { return writeResult{errors: errs} }
 	var r *row
 	switch op.mode {

@@ -90,6 +90,21 @@ async function main() {
   const one = await conn.sobject(COURSE).upsert({ [EXT]: 'js-course-1', skilljar__Title__c: 'Intro' }, EXT);
   assert.equal(one.success, true);
 
+  // jsforce's create of an array is a collections insert (POST composite/sobjects); with no
+  // type argument each record names its own. A single-record update is PATCH
+  // sobjects/{type}/{id}, which answers 204.
+  const created = await conn.create('', [
+    { attributes: { type: COURSE }, [EXT]: 'js-course-2', skilljar__Title__c: 'Second' },
+    { attributes: { type: 'Contact' }, LastName: 'Lovelace', Email: 'ada@example.com' },
+    { attributes: { type: 'Contact' }, Email: 'no-last-name@example.com' },
+  ]);
+  assert.deepEqual(created.map((r) => r.success), [true, true, false]);
+  assert.equal(created[2].errors[0].statusCode, 'REQUIRED_FIELD_MISSING');
+  const updated = await conn.sobject('Contact').update({ Id: created[1].id, FirstName: 'Ada' });
+  assert.deepEqual(updated, { id: created[1].id, success: true, errors: [] });
+  summary.createResults = created.map((r) => (r.success ? 'ok' : r.errors[0].statusCode));
+  summary.contactId = created[1].id;
+
   // 4. Bulk API 2.0 upsert, with parents by external id in relationship columns.
   const input = [];
   for (let i = 0; i < 25; i++) {
