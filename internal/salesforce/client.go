@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -23,9 +24,9 @@ import (
 // must not block: they run on the request path.
 type Observer interface {
 	// ObserveCall reports one HTTP attempt: a stable endpoint label (describe,
-	// collections_upsert, query, limits, bulk_create, bulk_upload, bulk_close, bulk_poll,
-	// bulk_results, bulk_abort, bulk_delete), the HTTP status (0 when no response arrived)
-	// and how long the attempt took.
+	// collections_upsert, collections_create, query, limits, bulk_create, bulk_upload,
+	// bulk_close, bulk_poll, bulk_results, bulk_abort, bulk_delete), the HTTP status (0 when
+	// no response arrived) and how long the attempt took.
 	ObserveCall(endpoint string, status int, d time.Duration)
 	// ObserveUsage reports the org's daily API usage from the last Sforce-Limit-Info header.
 	ObserveUsage(used, max int)
@@ -50,7 +51,8 @@ type Config struct {
 
 	// MaxRetries is how many times a transient failure (500, 502, 503, the concurrent-request
 	// limit, timeouts, network errors) is retried, with exponential backoff and jitter.
-	// Defaults to 5; a negative value disables retries.
+	// Calls that are not idempotent (Create) retry only failures Salesforce answered before
+	// processing; see mayRepeat. Defaults to 5; a negative value disables retries.
 	MaxRetries int
 
 	// LockRetries is how many times records that failed with UNABLE_TO_LOCK_ROW are sent
@@ -240,6 +242,9 @@ type request struct {
 	// creation): the budget guard lets them through, because abandoning an accepted job
 	// wastes the calls spent on it and leaves the rows in an unknown state.
 	finishing bool
+	// notIdempotent marks calls that change more each time they are applied (an insert):
+	// do retries them only when mayRepeat says the failed attempt changed nothing.
+	notIdempotent bool
 }
 
 type response struct {
@@ -286,6 +291,9 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 		if !retryable(ctx, err) {
 			return nil, err
 		}
+		if r.notIdempotent && !mayRepeat(err) {
+			return nil, fmt.Errorf("%w: not retried, because Salesforce may have applied it: %w", ErrUnavailable, err)
+		}
 		if attempt >= c.cfg.MaxRetries {
 			if errors.Is(err, ErrUnavailable) {
 				return nil, fmt.Errorf("salesforce: gave up after %d attempts: %w", attempt+1, err)
@@ -319,6 +327,21 @@ func retryable(ctx context.Context, err error) bool {
 		return apiErr.transient()
 	}
 	return true
+}
+
+// mayRepeat says whether a failed attempt provably changed nothing, so that even a call that
+// is not idempotent can be sent again. Only a refusal at the door qualifies: a 503 (server
+// unavailable), the concurrent-request limit, or a connection that was never established,
+// so no byte of the request left. After a timeout, a reset or closed connection, a 500 or a
+// 502, the request may have reached Salesforce and committed before the answer was lost; a
+// second insert would then duplicate every row, so the caller gets the error and decides
+// (the contact linker re-queries before it creates again).
+func mayRepeat(err error) bool {
+	if apiErr, ok := errors.AsType[*APIError](err); ok {
+		return apiErr.Status == http.StatusServiceUnavailable || apiErr.concurrencyLimit()
+	}
+	opErr, ok := errors.AsType[*net.OpError](err)
+	return ok && opErr.Op == "dial"
 }
 
 // send makes one HTTP attempt and returns 2xx responses; anything else becomes an error.

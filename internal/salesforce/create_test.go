@@ -2,140 +2,64 @@ package salesforce_test
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
-	"sync"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/sjbackfill/backfill/internal/salesforce"
+	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
 )
 
-// collectionsInsert answers POST composite/sobjects as Salesforce documents it: SaveResults in
-// request order, per-record errors inside a 200. The simulator has no such route yet, so
-// this stand-in pins the wire format; it refuses what Salesforce refuses (more than 200
-// records, a record without attributes.type) and a missing LastName per record.
-type collectionsInsert struct {
-	mu      sync.Mutex
-	batches []int
-	bodies  []map[string]json.RawMessage
-	next    int
-	token   string // the bearer token accepted; others get 401 INVALID_SESSION_ID
-}
+const createEndpoint = "POST composite/sobjects"
 
-func (f *collectionsInsert) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	if r.Header.Get("Authorization") != "Bearer "+f.token {
-		w.WriteHeader(http.StatusUnauthorized)
-		fmt.Fprint(w, `[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]`)
-		return
-	}
-	if r.Method != http.MethodPost || r.URL.Path != "/services/data/v62.0/composite/sobjects" {
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprint(w, `[{"message":"The requested resource does not exist","errorCode":"NOT_FOUND"}]`)
-		return
-	}
-	var body map[string]json.RawMessage
-	var req struct {
-		Records []map[string]any `json:"records"`
-	}
-	data, _ := io.ReadAll(r.Body)
-	if json.Unmarshal(data, &body) != nil || json.Unmarshal(data, &req) != nil || len(req.Records) > 200 {
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprint(w, `[{"message":"bad collection","errorCode":"INVALID_BATCH_SIZE"}]`)
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.batches = append(f.batches, len(req.Records))
-	f.bodies = append(f.bodies, body)
-	out := make([]map[string]any, len(req.Records))
-	for i, rec := range req.Records {
-		attrs, _ := rec["attributes"].(map[string]any)
-		switch {
-		case attrs["type"] != "Contact":
-			out[i] = map[string]any{"success": false, "errors": []map[string]any{{"statusCode": "INVALID_TYPE", "message": "attributes.type missing", "fields": []string{}}}}
-		case rec["LastName"] == nil:
-			out[i] = map[string]any{"success": false, "errors": []map[string]any{{"statusCode": "REQUIRED_FIELD_MISSING", "message": "Required fields are missing: [LastName]", "fields": []string{"LastName"}}}}
-		default:
-			f.next++
-			out[i] = map[string]any{"id": fmt.Sprintf("003%015d", f.next), "success": true, "errors": []any{}}
-		}
-	}
-	_ = json.NewEncoder(w).Encode(out)
-}
-
-// rotatingTokens starts with a token the server refuses and refreshes to the accepted one.
-type rotatingTokens struct {
-	mu        sync.Mutex
-	creds     salesforce.Credentials
-	fresh     string
-	refreshes int
-}
-
-func (r *rotatingTokens) Token(context.Context) (salesforce.Credentials, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.creds, nil
-}
-
-func (r *rotatingTokens) Refresh(context.Context, salesforce.Credentials) (salesforce.Credentials, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.refreshes++
-	r.creds.AccessToken = r.fresh
-	return r.creds, nil
-}
-
-func TestCreateInsertsThroughCollectionsOf200AndKeepsOrder(t *testing.T) {
-	fake := &collectionsInsert{token: "fresh"}
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
-	tokens := &rotatingTokens{creds: salesforce.Credentials{AccessToken: "expired", InstanceURL: srv.URL}, fresh: "fresh"}
-	client := newClient(t, fastConfig(tokens, nil))
-
-	recs := make([]salesforce.Record, 450)
+func contacts(n int) []salesforce.Record {
+	recs := make([]salesforce.Record, n)
 	for i := range recs {
 		recs[i] = salesforce.Record{"Email": fmt.Sprintf("p%d@example.com", i), "LastName": fmt.Sprintf("P%d", i)}
 	}
+	return recs
+}
+
+func TestCreateInsertsThroughCollectionsOf200AndKeepsOrder(t *testing.T) {
+	t.Parallel()
+	sim, c, calls, tokens := setup(t, salesforcesim.Config{})
+	sim.ExpireSessions()
+
+	recs := contacts(450)
 	delete(recs[201], "LastName")
-	res, err := client.Create(context.Background(), "Contact", recs)
+	res, err := c.Create(context.Background(), "Contact", recs)
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 
-	if fmt.Sprint(fake.batches) != "[200 200 50]" {
-		t.Errorf("batches %v, want [200 200 50]", fake.batches)
-	}
-	if tokens.refreshes != 1 {
-		t.Errorf("%d refreshes, want one after the first 401", tokens.refreshes)
-	}
-	for _, body := range fake.bodies {
-		if string(body["allOrNone"]) != "false" {
-			t.Errorf("allOrNone = %s, want an explicit false", body["allOrNone"])
-		}
+	// The simulator refuses more than 200 records a call, so three calls carried them all.
+	if got := calls.count("collections_create"); got != 4 || calls.statuses[401] != 1 || tokens.refreshes != 1 {
+		t.Errorf("%d calls with statuses %v and %d refreshes; want one 401, one refresh and 3 inserts",
+			got, calls.statuses, tokens.refreshes)
 	}
 	if len(res) != len(recs) {
 		t.Fatalf("%d results for %d records", len(res), len(recs))
 	}
-	ids := map[string]bool{}
 	for i, r := range res {
 		if i == 201 {
-			if r.Success || r.Created || errorCode(r) != "REQUIRED_FIELD_MISSING" {
+			if r.Success || r.Created || r.ID != "" || errorCode(r) != "REQUIRED_FIELD_MISSING" {
 				t.Errorf("record 201 without LastName: %+v", r)
 			}
 			continue
 		}
-		if !r.Success || !r.Created || r.ID == "" || ids[r.ID] {
-			t.Errorf("record %d: %+v", i, r)
+		stored, ok := sim.RecordByExternalID("Contact", "Id", r.ID)
+		if !r.Success || !r.Created || !ok || stored["Email"] != recs[i]["Email"] {
+			t.Errorf("result %d = %+v names %v; want the Contact of %s", i, r, stored, recs[i]["Email"])
 		}
-		ids[r.ID] = true
 	}
-	// Results follow input order: the fake numbers ids in the order it created them.
-	if res[0].ID != "003000000000000001" || res[449].ID != "003000000000000449" {
-		t.Errorf("first and last ids %s, %s: results out of order", res[0].ID, res[449].ID)
+	// allOrNone=false: the refused record did not take its 199 neighbours with it.
+	if n := sim.Count("Contact"); n != 449 {
+		t.Errorf("org has %d Contacts; want 449", n)
 	}
 	if _, ok := recs[0]["attributes"]; ok {
 		t.Error("Create changed the caller's record")
@@ -143,14 +67,115 @@ func TestCreateInsertsThroughCollectionsOf200AndKeepsOrder(t *testing.T) {
 }
 
 func TestCreateRefusesAnSObjectThatIsNotAnAPIName(t *testing.T) {
-	fake := &collectionsInsert{token: "t"}
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
-	client := newClient(t, fastConfig(salesforce.StaticTokens(salesforce.Credentials{AccessToken: "t", InstanceURL: srv.URL}), nil))
-	if _, err := client.Create(context.Background(), "Contact/../x", []salesforce.Record{{"LastName": "x"}}); err == nil {
+	t.Parallel()
+	_, c, calls, _ := setup(t, salesforcesim.Config{})
+	if _, err := c.Create(context.Background(), "Contact/../x", contacts(1)); err == nil {
 		t.Error("Create accepted a path as an sobject name")
 	}
-	if len(fake.batches) != 0 {
-		t.Errorf("%d calls made for a refused name", len(fake.batches))
+	if n := calls.total(); n != 0 {
+		t.Errorf("%d calls made for a refused name", n)
+	}
+}
+
+// dropAfterReading reads the whole request, as a server that goes on to commit it would,
+// then closes the connection without an answer.
+func dropAfterReading(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	dropConnection(w, r)
+}
+
+func TestCreateIsNotResentAfterALostAnswerButUpsertIs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		lose func(http.ResponseWriter, *http.Request)
+	}{
+		{"dropped connection", dropAfterReading},
+		{"timeout", stall},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sim := startSim(t, salesforcesim.Config{})
+			front, hits := startFront(t, sim, 100, tc.lose)
+			cfg := fastConfig(newSimTokens(sim).through(front), nil)
+			cfg.MaxRetries = 2
+			cfg.RequestTimeout = 200 * time.Millisecond
+			c := newClient(t, cfg)
+
+			_, err := c.Create(context.Background(), "Contact", contacts(1))
+			if !errors.Is(err, salesforce.ErrUnavailable) || !strings.Contains(err.Error(), "not retried") {
+				t.Errorf("Create: %v; want ErrUnavailable saying it was not retried", err)
+			}
+			if n := hits.Swap(0); n != 1 {
+				t.Errorf("Create sent %d times; an insert whose answer was lost must be sent once", n)
+			}
+
+			_, err = c.Upsert(context.Background(), course, extID, courses("c", 1))
+			if !errors.Is(err, salesforce.ErrUnavailable) {
+				t.Errorf("Upsert: %v; want ErrUnavailable", err)
+			}
+			if n := hits.Load(); n != 3 {
+				t.Errorf("Upsert sent %d times; want 1 plus MaxRetries=2, as replaying an upsert is safe", n)
+			}
+		})
+	}
+}
+
+func TestCreateRetriesOnlyFailuresAnsweredBeforeProcessing(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		fault    salesforcesim.Fault
+		requests int
+		created  bool
+	}{
+		{"503", salesforcesim.Fault{Status: 503, ErrorCode: "SERVER_UNAVAILABLE", Times: 2}, 3, true},
+		{"concurrent request limit", salesforcesim.Fault{Status: 403, ErrorCode: "REQUEST_LIMIT_EXCEEDED",
+			Message: "ConcurrentRequests (Concurrent API Requests) Limit exceeded.", Times: 2}, 3, true},
+		{"500", salesforcesim.Fault{Status: 500, ErrorCode: "UNKNOWN_EXCEPTION"}, 1, false},
+		{"502", salesforcesim.Fault{Status: 502}, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sim, c, _, _ := setup(t, salesforcesim.Config{})
+			tc.fault.PathContains = "composite/sobjects"
+			sim.InjectFault(tc.fault)
+
+			_, err := c.Create(context.Background(), "Contact", contacts(2))
+			if got := newCallsFor(sim, createEndpoint); got != tc.requests {
+				t.Errorf("%d requests; want %d", got, tc.requests)
+			}
+			if tc.created {
+				if err != nil || sim.Count("Contact") != 2 {
+					t.Errorf("Create: %v with %d Contacts; want both created once", err, sim.Count("Contact"))
+				}
+				return
+			}
+			if !errors.Is(err, salesforce.ErrUnavailable) || sim.Count("Contact") != 0 {
+				t.Errorf("Create: %v with %d Contacts; want ErrUnavailable and nothing sent again", err, sim.Count("Contact"))
+			}
+		})
+	}
+}
+
+func TestCreateRetriesAConnectionThatWasNeverMade(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close() // connections to it are refused, so no byte of a request can arrive
+
+	calls := newCalls()
+	cfg := fastConfig(salesforce.StaticTokens(salesforce.Credentials{AccessToken: "t", InstanceURL: closed}), calls)
+	cfg.MaxRetries = 2
+	c := newClient(t, cfg)
+	_, err = c.Create(context.Background(), "Contact", contacts(1))
+	if !errors.Is(err, salesforce.ErrUnavailable) || !strings.Contains(err.Error(), "gave up after 3 attempts") {
+		t.Errorf("Create: %v; want ErrUnavailable after 3 attempts", err)
+	}
+	if n := calls.statuses[0]; n != 3 {
+		t.Errorf("%d attempts without a response; want 1 plus MaxRetries=2", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
 	"strconv"
 	"time"
@@ -96,7 +97,8 @@ func lockedRow(r Result) bool {
 }
 
 // upsertResult is one item of a collections response. Failed items may carry "id": null
-// and may omit "created" ([UNCONFIRMED] against a real org), which the zero values absorb.
+// and may omit "created" ([UNCONFIRMED] against a real org), which the zero values absorb;
+// an insert's SaveResult is the same without "created".
 type upsertResult struct {
 	ID      string        `json:"id"`
 	Success bool          `json:"success"`
@@ -104,8 +106,10 @@ type upsertResult struct {
 	Errors  []RecordError `json:"errors"`
 }
 
-// upsertCall is one PATCH composite/sobjects/{sobject}/{extIDField}.
-func (c *Client) upsertCall(ctx context.Context, sobject, extIDField string, recs []Record) ([]Result, error) {
+// collectionCall sends recs, all of type sobject, as one sObject Collections request with
+// allOrNone=false (r names the method, path and label; its body is filled in here) and
+// returns one result item per record, in order.
+func (c *Client) collectionCall(ctx context.Context, r request, sobject string, recs []Record) ([]upsertResult, error) {
 	type attributes struct {
 		Type string `json:"type"`
 	}
@@ -113,12 +117,11 @@ func (c *Client) upsertCall(ctx context.Context, sobject, extIDField string, rec
 		AllOrNone bool             `json:"allOrNone"`
 		Records   []map[string]any `json:"records"`
 	}{Records: make([]map[string]any, len(recs))}
-	for i, r := range recs {
-		// A copy, so the caller's records stay exactly as they were handed over.
-		m := make(map[string]any, len(r)+1)
-		for k, v := range r {
-			m[k] = v
-		}
+	for i, rec := range recs {
+		// Collections need attributes.type in every record; a copy carries it, so the
+		// caller's records stay exactly as they were handed over.
+		m := make(map[string]any, len(rec)+1)
+		maps.Copy(m, rec)
 		m["attributes"] = attributes{Type: sobject}
 		body.Records[i] = m
 	}
@@ -126,21 +129,30 @@ func (c *Client) upsertCall(ctx context.Context, sobject, extIDField string, rec
 	if err != nil {
 		return nil, fmt.Errorf("salesforce: encoding %d %s records: %w", len(recs), sobject, err)
 	}
-	resp, err := c.do(ctx, request{
-		method:   "PATCH",
-		endpoint: "collections_upsert",
-		path:     "composite/sobjects/" + sobject + "/" + extIDField,
-		body:     data,
-	})
+	r.body = data
+	resp, err := c.do(ctx, r)
 	if err != nil {
 		return nil, err
 	}
 	var items []upsertResult
 	if err := json.Unmarshal(resp.body, &items); err != nil {
-		return nil, fmt.Errorf("salesforce: decoding %s upsert results: %w", sobject, err)
+		return nil, fmt.Errorf("salesforce: decoding %s %s results: %w", sobject, r.endpoint, err)
 	}
 	if len(items) != len(recs) {
-		return nil, fmt.Errorf("salesforce: %s upsert returned %d results for %d records", sobject, len(items), len(recs))
+		return nil, fmt.Errorf("salesforce: %s %s returned %d results for %d records", sobject, r.endpoint, len(items), len(recs))
+	}
+	return items, nil
+}
+
+// upsertCall is one PATCH composite/sobjects/{sobject}/{extIDField}.
+func (c *Client) upsertCall(ctx context.Context, sobject, extIDField string, recs []Record) ([]Result, error) {
+	items, err := c.collectionCall(ctx, request{
+		method:   "PATCH",
+		endpoint: "collections_upsert",
+		path:     "composite/sobjects/" + sobject + "/" + extIDField,
+	}, sobject, recs)
+	if err != nil {
+		return nil, err
 	}
 	results := make([]Result, len(recs))
 	for i, it := range items {
