@@ -32,7 +32,7 @@ func BenchmarkLinkOneThousandLearnersPage(b *testing.B) {
 			b.Fatalf("Link: %+v, %v", res, err)
 		}
 	}
-	queries, longest := o.front.stats()
+	queries, longest := o.stats()
 	b.ReportMetric(float64(queries)/float64(b.N), "queries/page")
 	b.ReportMetric(float64(longest), "longest_uri_bytes")
 }
