@@ -32,3 +32,11 @@ bench: deps ## Run the benchmarks and print their numbers
 .PHONY: sim
 sim: ## Run both simulators standalone (pass flags with ARGS="--users 5000")
 	$(GO) run ./cmd/backfill sim $(ARGS)
+
+.PHONY: demo
+demo: ## Run a real backfill end to end on the embedded Redis and simulators (USERS=3000)
+	$(GO) run ./cmd/backfill demo $(if $(USERS),--users $(USERS))
+
+.PHONY: dev
+dev: ## Run every role in one process on the embedded Redis and simulators
+	$(GO) run ./cmd/backfill dev $(ARGS)

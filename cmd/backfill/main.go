@@ -42,6 +42,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runRole(ctx, cmd, stderr)
 	case "sim":
 		return runSim(ctx, rest, stdout, stderr)
+	case "dev":
+		return runDev(ctx, rest, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, rest, stdout, stderr)
+	}
+	if cliVerbs[cmd] {
+		return runCLI(ctx, cmd, rest, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "backfill: unknown command %q\n\n", cmd)
 	usage(stderr)
@@ -56,9 +63,14 @@ Production roles (configured by the environment below):
   backfill worker      runs backfill slices; start as many as you like against one Redis
   backfill scheduler   enqueues catch-up runs on BACKFILL_CATCHUP_CRON
 
-Simulators:
+Trying it out:
+  backfill dev         every role in one process on an embedded Redis and both simulators
+                       (unless REDIS_URL or real Skilljar/Salesforce credentials are set)
+  backfill demo        a whole backfill end to end on the embedded stack, with a verdict
+                       (--users N sets the size; --serve keeps the server up afterwards)
   backfill sim         both simulators standalone (backfill sim -h for flags)
 
+`+cliUsage+`
 Environment:
 `)
 	fmt.Fprint(w, config.Help())

@@ -34,6 +34,8 @@ func runRole(ctx context.Context, role string, stderr io.Writer) int {
 	switch role {
 	case config.RoleWorker:
 		err = service.RunWorker(ctx, parts)
+	case config.RoleAPI:
+		err = service.RunAPI(ctx, parts)
 	default:
 		err = fmt.Errorf("the %s role is not available in this build", role)
 	}

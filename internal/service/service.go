@@ -60,9 +60,7 @@ func Build(cfg config.Config, log zerolog.Logger) (*Parts, error) {
 		}
 		p.Tokens = connection.NewSource(p.Connection, connection.SourceConfig{
 			ClientID: cfg.SalesforceClientID, ClientSecret: cfg.SalesforceClientSecret, Logger: log,
-			OnEvent: func(ctx context.Context, kind, msg string) {
-				log.Info().Str("event", kind).Msg(msg)
-			},
+			OnEvent: p.Connection.EventRecorder(log),
 		})
 		if p.Salesforce, err = salesforce.New(salesforce.Config{APIVersion: cfg.SalesforceAPIVersion, Tokens: p.Tokens}); err != nil {
 			return nil, err

@@ -1,0 +1,115 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sjbackfill/backfill/internal/config"
+	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/httpapi"
+	"github.com/sjbackfill/backfill/internal/pipeline"
+	"github.com/sjbackfill/backfill/internal/settings"
+)
+
+// API is the HTTP side: the JSON API, the OAuth connect flow and the mounted operator pages.
+type API struct {
+	Handler    http.Handler
+	Settings   *settings.Store
+	Authorizer *connection.Authorizer
+}
+
+// NewAPI builds the HTTP handler of the api role.
+func NewAPI(p *Parts) (*API, error) {
+	if p.Connection == nil {
+		return nil, &config.Error{Var: "BACKFILL_SECRET_KEY", Expect: "is required for the api role"}
+	}
+	scfg := settings.Config{Objects: pipeline.Objects()}
+	if p.Skilljar != nil {
+		scfg.Domains = p.Skilljar
+	}
+	st := settings.New(p.Redis, scfg)
+	auth := connection.NewAuthorizer(p.Connection, connection.OAuthConfig{
+		ClientID: p.Config.SalesforceClientID, ClientSecret: p.Config.SalesforceClientSecret,
+		RedirectURL: p.Config.SalesforceRedirectURL, Environment: p.Config.SalesforceEnvironment,
+		LoginURL: p.Config.SalesforceLoginURL, Logger: p.Log,
+		// The settings page's Sandbox/Production choice wins over the start-up default.
+		EnvironmentFor: func(ctx context.Context) (string, string) {
+			s, err := st.Get(ctx)
+			if err != nil || s.Environment == "" {
+				return "", ""
+			}
+			login, err := config.LoginURL(s.Environment)
+			if err != nil {
+				return "", ""
+			}
+			return s.Environment, login
+		},
+	})
+	auth.OnConnected(func(ctx context.Context) {
+		n, err := p.Engine.ResumeWaitingForAuth(context.WithoutCancel(ctx))
+		if err != nil {
+			p.Log.Error().Err(err).Msg("could not resume runs waiting for Salesforce authentication")
+			return
+		}
+		if n > 0 {
+			p.Log.Info().Int("runs", n).Msg("resumed runs that were waiting for Salesforce authentication")
+		}
+	})
+	h, err := httpapi.New(httpapi.Config{Token: p.Config.APIToken}, httpapi.Deps{
+		Runs: p.Engine, Ledger: p.Store, Settings: st, Redis: p.Redis, Connection: auth,
+		Logger: p.Log, OAuth: auth.Handler(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &API{Handler: h, Settings: st, Authorizer: auth}, nil
+}
+
+// shutdownGrace is how long in-flight requests get after SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+// Serve serves h on ln until ctx ends, then drains in-flight requests and returns.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, log zerolog.Logger) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info().Msg("http server stopping: draining requests")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down HTTP: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info().Msg("http server stopped")
+	return nil
+}
+
+// RunAPI serves the api role on BACKFILL_HTTP_ADDR until ctx ends.
+func RunAPI(ctx context.Context, p *Parts) error {
+	if err := CheckRedis(ctx, p.Redis, p.Log); err != nil {
+		return err
+	}
+	api, err := NewAPI(p)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", p.Config.HTTPAddr)
+	if err != nil {
+		return &config.Error{Var: "BACKFILL_HTTP_ADDR", Expect: fmt.Sprintf("cannot listen on %q: %v", p.Config.HTTPAddr, err)}
+	}
+	p.Log.Info().Str("addr", ln.Addr().String()).Msg("api listening")
+	return Serve(ctx, ln, api.Handler, p.Log)
+}
