@@ -179,4 +179,3 @@ func summaryTable(w io.Writer, r *runstore.Run) {
 		fmt.Fprintf(w, "reconcile: %s\n", r.Summary.Message)
 	}
 }
-

@@ -52,7 +52,7 @@ type devStack struct {
 	cancel   context.CancelFunc
 	stopTick func()
 	wg       sync.WaitGroup
-	errs   chan error
+	errs     chan error
 }
 
 // startDev starts the stack; env is os.Getenv (tests pass their own).
