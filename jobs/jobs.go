@@ -89,9 +89,9 @@ type CatchupTickPayload struct {
 	Tick time.Time `json:"tick"`
 }
 
-// CatchupTickTaskID is the TaskID for the tick at t (truncated to the minute, cron's resolution).
+// CatchupTickTaskID is the TaskID for the tick at t, to the second.
 func CatchupTickTaskID(t time.Time) string {
-	return "catchup:" + t.UTC().Truncate(time.Minute).Format("20060102T1504Z")
+	return "catchup:" + t.UTC().Truncate(time.Second).Format("20060102T150405Z")
 }
 
 // CatchupRetention keeps a finished tick task long enough that a second scheduler firing the
@@ -100,7 +100,7 @@ const CatchupRetention = 2 * time.Hour
 
 // NewCatchupTickTask builds the task for the cron tick at t.
 func NewCatchupTickTask(t time.Time) (*asynq.Task, error) {
-	tick := t.UTC().Truncate(time.Minute)
+	tick := t.UTC().Truncate(time.Second)
 	b, err := json.Marshal(CatchupTickPayload{Tick: tick})
 	if err != nil {
 		return nil, fmt.Errorf("catch-up tick task: encode payload: %w", err)

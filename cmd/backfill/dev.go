@@ -146,6 +146,9 @@ func startDev(ctx context.Context, o devOptions, getenv func(string) string, std
 	d.cancel = cancel
 	d.run("api", func() error { return service.Serve(runCtx, ln, d.api.Handler, log.With().Str("role", "api").Logger()) })
 	d.run("worker", func() error { return d.runWorker(runCtx, log.With().Str("role", "worker").Logger()) })
+	d.run("scheduler", func() error {
+		return service.RunScheduler(runCtx, d.parts.RedisOpt, cfg.CatchupCron, log.With().Str("role", "scheduler").Logger())
+	})
 	ok = true
 	return d, nil
 }
@@ -170,7 +173,7 @@ func simRateLimit(f simFlags) string {
 // without the production one-second pause.
 func (d *devStack) runWorker(ctx context.Context, log zerolog.Logger) error {
 	srv := worker.NewServer(d.parts.RedisOpt, worker.Config{Concurrency: d.cfg.WorkerConcurrency, PollInterval: 100 * time.Millisecond}, log)
-	worker.Register(srv.Mux(), worker.Deps{Slices: d.parts.Engine, Stop: srv.Stopping(), Logger: log})
+	worker.Register(srv.Mux(), d.parts.WorkerDeps(srv))
 	return srv.Run(ctx)
 }
 

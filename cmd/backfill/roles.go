@@ -36,8 +36,8 @@ func runRole(ctx context.Context, role string, stderr io.Writer) int {
 		err = service.RunWorker(ctx, parts)
 	case config.RoleAPI:
 		err = service.RunAPI(ctx, parts)
-	default:
-		err = fmt.Errorf("the %s role is not available in this build", role)
+	case config.RoleScheduler:
+		err = service.RunScheduler(ctx, parts.RedisOpt, cfg.CatchupCron, log)
 	}
 	if err != nil {
 		log.Error().Err(err).Msg("stopped with an error")

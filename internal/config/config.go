@@ -155,7 +155,7 @@ func Load(role string, getenv func(string) string) (Config, error) {
 		}
 	}
 	if c.CatchupCron != "off" {
-		if _, err := cron.ParseStandard(c.CatchupCron); err != nil {
+		if _, err := ParseSchedule(c.CatchupCron); err != nil {
 			return c, &Error{"BACKFILL_CATCHUP_CRON", fmt.Sprintf("%q is not a cron expression (%v); use 5 fields such as \"0 */6 * * *\", a descriptor such as @every 6h, or off", c.CatchupCron, err)}
 		}
 	}
@@ -181,6 +181,13 @@ func Load(role string, getenv func(string) string) (Config, error) {
 		return c, &Error{"LOG_LEVEL", fmt.Sprintf("%q is not a level; use debug, info, warn or error", c.LogLevel)}
 	}
 	return c, nil
+}
+
+// ParseSchedule reads BACKFILL_CATCHUP_CRON: five fields (an optional leading sixth for
+// seconds) or a descriptor such as @every 6h.
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	p := cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	return p.Parse(spec)
 }
 
 // LoginURL maps SALESFORCE_ENVIRONMENT to the OAuth login host.

@@ -140,11 +140,9 @@ func (s *Server) startBackfill(w http.ResponseWriter, r *http.Request) error {
 // scopeFor fills what the request leaves out from the settings, and keeps what it names
 // inside the settings' allow-lists: the settings are the admin's word on what may sync.
 func scopeFor(b StartBody, st settings.Settings) (runstore.Scope, error) {
-	sc := runstore.Scope{
-		Domains: orDefault(b.Domains, st.Domains), Objects: orDefault(b.Objects, st.Objects),
-		DryRun: b.DryRun, SinkMode: cmp.Or(b.SinkMode, st.SinkMode),
-		LinkContacts: st.LinkContacts, CreateContacts: st.CreateContacts, ContactMatch: st.ContactMatch,
-	}
+	sc := st.Scope()
+	sc.Domains, sc.Objects = orDefault(b.Domains, st.Domains), orDefault(b.Objects, st.Objects)
+	sc.DryRun, sc.SinkMode = b.DryRun, cmp.Or(b.SinkMode, st.SinkMode)
 	if err := within("domains", b.Domains, st.Domains); err != nil {
 		return sc, err
 	}

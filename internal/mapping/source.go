@@ -86,6 +86,15 @@ func StudentSource(u skilljar.DomainUser, domain string) Source {
 	}
 }
 
+// StudentSourceFromUser flattens the org-wide view of a learner (GET /v1/users), which
+// knows nothing of domains: domain fields are left out, so an upsert leaves them as they are.
+func StudentSourceFromUser(u skilljar.UserRef) Source {
+	return Source{
+		"id": u.ID, "email": u.Email, "first_name": u.FirstName, "last_name": u.LastName,
+		"full_name": strings.TrimSpace(u.FirstName + " " + u.LastName),
+	}
+}
+
 // ProgressSources flattens one element of a learner's published-courses array into the
 // course progress records it holds: the current enrollment's progress, in full, and one
 // record per earlier enrollment that had its own progress (unique_progress_per_enrollment),

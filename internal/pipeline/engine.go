@@ -33,6 +33,8 @@ type Source interface {
 	DomainUsersURL(domain string) string
 	DomainUsers(ctx context.Context, pageURL string) (skilljar.Page[skilljar.DomainUser], error)
 	UserProgress(ctx context.Context, userID string) ([]skilljar.UserCourseProgress, error)
+	UsersURL() string
+	Users(ctx context.Context, pageURL string) (skilljar.Page[skilljar.UserOverview], error)
 }
 
 // Sink is what the pipeline writes to and asks of Salesforce.
@@ -180,6 +182,23 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (run *runstore.Run
 	e.Logger.Info().Str("run_id", run.ID).Str("kind", string(req.Kind)).Str("trigger", req.Trigger).
 		Strs("domains", sc.Domains).Strs("objects", sc.Objects).Bool("dry_run", sc.DryRun).Msg("run queued")
 	return run, true, nil
+}
+
+// StartCatchup starts the catch-up for a cron tick over scope. A tick that finds a run of the
+// same scope still active is skipped, with an event on that run saying so, and returns the
+// *runstore.ConflictError.
+func (e *Engine) StartCatchup(ctx context.Context, sc runstore.Scope, tick time.Time) (*runstore.Run, error) {
+	run, _, err := e.Start(ctx, StartRequest{Kind: runstore.KindCatchup, Scope: sc, Trigger: "schedule",
+		IdempotencyKey: "catchup:" + tick.UTC().Format(time.RFC3339)})
+	var conflict *runstore.ConflictError
+	if errors.As(err, &conflict) {
+		msg := fmt.Sprintf("scheduled catch-up of %s skipped: this run is still active on the same scope", tick.UTC().Format(time.RFC3339))
+		if aerr := e.Store.AddEvent(ctx, conflict.ActiveID, runstore.Event{Level: "info", Kind: "catchup_skipped", Message: msg}); aerr != nil {
+			return nil, aerr
+		}
+		e.Logger.Info().Str("run_id", conflict.ActiveID).Time("tick", tick).Msg(msg)
+	}
+	return run, err
 }
 
 // Objects lists the object names a scope may name.

@@ -26,12 +26,19 @@ type learnerCursor struct {
 	Pages   int      `json:"pages"`
 }
 
-// learnerPage is one page of a domain's learners.
+// learnerPage is one page of learners: a domain's users, or a catch-up's changed learners.
 type learnerPage struct {
-	learners []skilljar.DomainUser
-	ids      []string
-	// seen marks learners an earlier domain stream of this run already processed.
-	seen []bool
+	ids []string
+	// students are the learners' student records.
+	students []mapping.Source
+	// seen marks learners an earlier stream of this run already processed; outside marks
+	// learners in none of the run's domains. Neither is read or written.
+	seen, outside []bool
+}
+
+// passOver reports whether learner j is neither read nor written.
+func (lp *learnerPage) passOver(j int) bool {
+	return lp.seen[j] || (lp.outside != nil && lp.outside[j])
 }
 
 // learnersStream walks a domain's learners page by page. On each page the students are
@@ -53,9 +60,9 @@ func (s *slice) learnersStream(ctx context.Context, i int) (runstore.State, erro
 		if err != nil {
 			return "", fmt.Errorf("read learners of %s: %w", st.Domain, err)
 		}
-		lp := &learnerPage{learners: p.Results, ids: make([]string, len(p.Results))}
+		lp := &learnerPage{ids: make([]string, len(p.Results)), students: make([]mapping.Source, len(p.Results))}
 		for j, u := range p.Results {
-			lp.ids[j] = u.User.ID
+			lp.ids[j], lp.students[j] = u.User.ID, mapping.StudentSource(u, st.Domain)
 		}
 		if lp.seen, err = s.e.Store.LearnersDone(ctx, s.run.ID, lp.ids); err != nil {
 			return "", err
@@ -166,7 +173,7 @@ func (s *slice) learnersPage(ctx context.Context, i int, stream, domain string, 
 	w := s.startWriter(ctx, i, stream, domain, *cp)
 	queued := *cp
 	for queued.Students < len(lp.ids) {
-		b := s.studentBatch(&queued, lp, domain, withProgress)
+		b := s.studentBatch(&queued, lp, withProgress)
 		if !w.send(b) {
 			break
 		}
@@ -187,19 +194,23 @@ func (s *slice) learnersPage(ctx context.Context, i int, stream, domain string, 
 }
 
 // studentBatch takes the next students of the page.
-func (s *slice) studentBatch(cp *learnerCursor, lp *learnerPage, domain string, withProgress bool) batch {
+func (s *slice) studentBatch(cp *learnerCursor, lp *learnerPage, withProgress bool) batch {
 	start := cp.Students
 	end := min(start+s.chunk(len(lp.ids)-start), len(lp.ids))
 	b := batch{object: mapping.Student, extra: map[string]runstore.Counters{}}
 	for j := start; j < end; j++ {
-		if lp.seen[j] {
+		if lp.passOver(j) {
 			c := b.extra[mapping.Student]
 			c.Read++
-			c.Skipped++
+			if lp.seen[j] {
+				c.Skipped++
+			} else {
+				c.Filtered++
+			}
 			b.extra[mapping.Student] = c
 			continue
 		}
-		b.rows = append(b.rows, s.e.mapRow(mapping.Student, mapping.StudentSource(lp.learners[j], domain), j))
+		b.rows = append(b.rows, s.e.mapRow(mapping.Student, lp.students[j], j))
 	}
 	cp.Students = end
 	if !withProgress {
@@ -262,7 +273,7 @@ func (s *slice) queueProgress(ctx context.Context, cp *learnerCursor, lp *learne
 				return
 			case results <- ch:
 			}
-			if lp.seen[j] {
+			if lp.passOver(j) {
 				ch <- fetched{learner: j}
 				continue
 			}

@@ -170,6 +170,12 @@ func (s *slice) advance(ctx context.Context, i int) (runstore.State, error) {
 		return s.learnersStream(ctx, i)
 	case streamRedrive:
 		return s.redriveStream(ctx, i)
+	case streamSnapshot:
+		return s.snapshotStream(ctx, i)
+	case streamMembers:
+		return s.membersStream(ctx, i)
+	case streamChanged:
+		return s.changedStream(ctx, i)
 	}
 	return "", fmt.Errorf("unknown stream kind %q", st.Kind)
 }
@@ -281,7 +287,17 @@ func (s *slice) plan(ctx context.Context) error {
 		return err
 	}
 	has := func(o string) bool { return contains(objects, o) }
+	learners := has(mapping.Student) || has(mapping.CourseProgress)
+	catchup := s.run.Kind == runstore.KindCatchup
 	var streams []runstore.StreamDef
+	snapshot := func(pass int) runstore.StreamDef {
+		return runstore.StreamDef{Name: fmt.Sprintf("%s:%d", streamSnapshot, pass), Kind: streamSnapshot, Pass: pass}
+	}
+	// The snapshot comes before any learner is read, so a change landing during the run
+	// is found by the next catch-up. Only a run that writes progress may set the watermark.
+	if learners && has(mapping.CourseProgress) && !sc.DryRun {
+		streams = append(streams, snapshot(1))
+	}
 	if has(mapping.Course) {
 		streams = append(streams, runstore.StreamDef{Name: streamCourses, Kind: streamCourses})
 	}
@@ -291,7 +307,20 @@ func (s *slice) plan(ctx context.Context) error {
 		}
 	}
 	var total int64
-	if has(mapping.Student) || has(mapping.CourseProgress) {
+	switch {
+	case learners && catchup:
+		if len(sc.Domains) > 0 {
+			for _, d := range domains {
+				streams = append(streams, runstore.StreamDef{Name: streamMembers + ":" + d, Kind: streamMembers, Domain: d})
+			}
+		}
+		for pass := 1; pass <= catchupPasses; pass++ {
+			if pass > 1 {
+				streams = append(streams, snapshot(pass))
+			}
+			streams = append(streams, runstore.StreamDef{Name: fmt.Sprintf("%s:%d", streamChanged, pass), Kind: streamChanged, Pass: pass})
+		}
+	case learners:
 		for _, d := range domains {
 			streams = append(streams, runstore.StreamDef{Name: streamLearners + ":" + d, Kind: streamLearners, Domain: d})
 			n, err := s.learnerCount(ctx, d)

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -50,6 +52,16 @@ type tally struct {
 	counters map[string]runstore.Counters
 	rejected []runstore.Rejected
 	samples  []runstore.Sample
+	// sobject and hashes record the content of the rows Salesforce accepted.
+	sobject string
+	hashes  map[string]string
+}
+
+// rowHash identifies a row's content: the same mapped values give the same hash.
+func rowHash(r salesforce.Record) string {
+	b, _ := json.Marshal(r) // maps marshal with sorted keys
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
 }
 
 func newTally() *tally { return &tally{counters: map[string]runstore.Counters{}} }
@@ -117,6 +129,15 @@ func (s *slice) write(ctx context.Context, object string, rows []pendingRow, str
 	if len(send) == 0 {
 		return t, nil
 	}
+	if s.run.Kind == runstore.KindCatchup {
+		var err error
+		if send, sent, err = s.skipUnchanged(ctx, o.SObject, send, sent, t); err != nil {
+			return nil, err
+		}
+		if len(send) == 0 {
+			return t, nil
+		}
+	}
 	if s.run.Scope.DryRun {
 		for i, r := range sent {
 			t.add(object, runstore.Counters{Read: 1, Skipped: 1})
@@ -137,8 +158,12 @@ func (s *slice) write(ctx context.Context, object string, rows []pendingRow, str
 	if err != nil {
 		return nil, err
 	}
+	t.sobject, t.hashes = o.SObject, make(map[string]string, len(results))
 	for i, res := range results {
 		r := sent[i]
+		if res.Success {
+			t.hashes[r.ext] = rowHash(r.row)
+		}
 		switch {
 		case res.Success && res.Created:
 			t.add(object, runstore.Counters{Read: 1, Written: 1, Created: 1})
@@ -160,29 +185,63 @@ func (s *slice) write(ctx context.Context, object string, rows []pendingRow, str
 	return t, nil
 }
 
+// skipUnchanged drops the rows Salesforce already holds with the same content, counting
+// them as skipped and unchanged.
+func (s *slice) skipUnchanged(ctx context.Context, sobject string, send []salesforce.Record, sent []pendingRow, t *tally) ([]salesforce.Record, []pendingRow, error) {
+	exts := make([]string, len(sent))
+	for i, r := range sent {
+		exts[i] = r.ext
+	}
+	stored, err := s.e.Store.RowHashes(ctx, sobject, exts)
+	if err != nil {
+		return nil, nil, err
+	}
+	keepSend, keepSent := send[:0:0], sent[:0:0]
+	for i, r := range sent {
+		if stored[i] != "" && stored[i] == rowHash(r.row) {
+			t.add(r.object, runstore.Counters{Read: 1, Skipped: 1, Unchanged: 1})
+			continue
+		}
+		keepSend, keepSent = append(keepSend, send[i]), append(keepSent, r)
+	}
+	return keepSend, keepSent, nil
+}
+
 // commit saves one accepted batch and the stream's new checkpoint, and mirrors them in the
 // slice's copy of the run.
 func (s *slice) commit(ctx context.Context, i int, cp any, done bool, t *tally, learners []string, progressDone int64) (runstore.State, error) {
 	c := runstore.Commit{Stream: i, Checkpoint: cp, StreamDone: done, Learners: learners, ProgressDone: progressDone}
-	if t != nil {
-		c.Counters, c.Rejected, c.Samples = t.counters, t.rejected, t.samples
-		if n := len(t.rejected); n > 0 {
-			c.Events = append(c.Events, runstore.Event{
-				Level: "warn", Kind: "rejected", Stream: s.run.Streams[i].Name,
-				Message: pluralize(n, "record") + " rejected by Salesforce (first: " + t.rejected[0].Code + " on " + t.rejected[0].ExternalID + "); see the rejected-records ledger",
-			})
+	if t == nil {
+		return s.commitRaw(ctx, i, c)
+	}
+	c.Counters, c.Rejected, c.Samples = t.counters, t.rejected, t.samples
+	if n := len(t.rejected); n > 0 {
+		c.Events = append(c.Events, runstore.Event{
+			Level: "warn", Kind: "rejected", Stream: s.run.Streams[i].Name,
+			Message: pluralize(n, "record") + " rejected by Salesforce (first: " + t.rejected[0].Code + " on " + t.rejected[0].ExternalID + "); see the rejected-records ledger",
+		})
+	}
+	state, err := s.commitRaw(ctx, i, c)
+	if err == nil && len(t.hashes) > 0 {
+		if herr := s.e.Store.SetRowHashes(ctx, t.sobject, t.hashes); herr != nil {
+			s.log.Warn().Err(herr).Msg("row hashes not saved; the next catch-up rewrites those rows")
 		}
 	}
-	if done {
+	return state, err
+}
+
+// commitRaw saves a commit and mirrors its checkpoint in the slice's copy of the run.
+func (s *slice) commitRaw(ctx context.Context, i int, c runstore.Commit) (runstore.State, error) {
+	if c.StreamDone {
 		c.Events = append(c.Events, runstore.Event{Level: "info", Kind: "stream_done", Stream: s.run.Streams[i].Name, Message: "stream finished"})
 	}
 	state, err := s.e.Store.Commit(ctx, s.run.ID, s.fence, c)
 	if err != nil {
 		return "", err
 	}
-	raw, _ := json.Marshal(cp)
+	raw, _ := json.Marshal(c.Checkpoint)
 	s.run.Streams[i].Checkpoint = raw
-	s.run.Streams[i].Done = done
+	s.run.Streams[i].Done = c.StreamDone
 	return state, nil
 }
 

@@ -82,6 +82,8 @@ type StreamDef struct {
 	Kind   string `json:"kind"`
 	Domain string `json:"domain,omitempty"`
 	Object string `json:"object,omitempty"`
+	// Pass numbers a catch-up's change-detection passes.
+	Pass int `json:"pass,omitempty"`
 }
 
 // Plan is what the first slice decides after preflight: the streams, in dependency order,
@@ -266,8 +268,17 @@ type Commit struct {
 	Events   []Event
 	Rejected []Rejected
 	Samples  []Sample
-	// ProgressDone is how many more learners are done.
-	ProgressDone int64
+	// ProgressDone is how many more learners are done; ProgressTotal grows the total when
+	// the run learns of more work (a catch-up's changed learners).
+	ProgressDone, ProgressTotal int64
+	// Snapshot records learners' change fingerprints as this run saw them (learner id →
+	// fingerprint); on success it becomes the scope's watermark.
+	Snapshot map[string]string
+	// Changed appends to the list of learners pass Pass found changed.
+	Pass    int
+	Changed []string
+	// Members records learners found in the run's allowed domains.
+	Members []string
 }
 
 // NewID returns a new run id: sortable by time, unique enough for one org's runs.

@@ -98,8 +98,13 @@ func (s *Store) rejectedKey(id string) string { return s.runKey(id) + ":rejected
 func (s *Store) learnersKey(id string) string { return s.runKey(id) + ":learners" }
 func (s *Store) samplesKey(id string) string  { return s.runKey(id) + ":samples" }
 func (s *Store) rateKey(id string) string     { return s.runKey(id) + ":rate" }
-func (s *Store) runsKey() string              { return s.opts.Prefix + "runs" }
-func (s *Store) idemKey(k string) string      { return s.opts.Prefix + "idem:" + k }
+func (s *Store) snapshotKey(id string) string { return s.runKey(id) + ":snapshot" }
+func (s *Store) membersKey(id string) string  { return s.runKey(id) + ":members" }
+func (s *Store) changedKey(id string, pass int) string {
+	return s.runKey(id) + ":changed:" + strconv.Itoa(pass)
+}
+func (s *Store) runsKey() string         { return s.opts.Prefix + "runs" }
+func (s *Store) idemKey(k string) string { return s.opts.Prefix + "idem:" + k }
 
 // ActiveKey is the key that holds the id of the active run for a scope.
 func (s *Store) activeKey(sc Scope) string {
@@ -386,44 +391,49 @@ func (s *Store) SetPlan(ctx context.Context, id string, fence int64, p Plan, pro
 }
 
 var commitScript = redis.NewScript(`
--- KEYS: run hash, events, rejected, learners, samples, rate
+-- KEYS: run hash, events, rejected, learners, samples, rate, snapshot, changed list, members
 -- ARGV: 1 fence, 2 now ms, 3 stream (-1 none), 4 checkpoint json, 5 stream done (0/1),
---       6 progress delta, 7 event cap, 8 rejected cap, 9 sample cap,
---       then groups: count followed by items, for counters (field, delta pairs), learners,
---       events, rejected rows, samples.
+--       6 progress done delta, 7 event cap, 8 rejected cap, 9 sample cap, 10 progress total delta,
+--       then groups, each a count followed by its items: counters (field, delta pairs),
+--       learners, events, rejected rows, samples, snapshot (learner, fingerprint pairs),
+--       changed learners, members.
 local h = KEYS[1]
 if ARGV[1] == '0' or redis.call('HGET', h, 'fence') ~= ARGV[1] then return {'fenced', ''} end
-local i = 10
-local n = tonumber(ARGV[i]); i = i + 1
-for k = 1, n do
-  redis.call('HINCRBY', h, ARGV[i], ARGV[i + 1]); i = i + 2
-end
-n = tonumber(ARGV[i]); i = i + 1
-local chunk = {}
-for k = 1, n do
-  chunk[#chunk + 1] = ARGV[i]; i = i + 1
-  if #chunk == 500 then redis.call('SADD', KEYS[4], unpack(chunk)); chunk = {} end
-end
-if #chunk > 0 then redis.call('SADD', KEYS[4], unpack(chunk)) end
-n = tonumber(ARGV[i]); i = i + 1
-for k = 1, n do redis.call('RPUSH', KEYS[2], ARGV[i]); i = i + 1 end
-if n > 0 then redis.call('LTRIM', KEYS[2], -tonumber(ARGV[7]), -1) end
-n = tonumber(ARGV[i]); i = i + 1
-local len = redis.call('LLEN', KEYS[3])
-for k = 1, n do
-  if len < tonumber(ARGV[8]) then
-    redis.call('RPUSH', KEYS[3], ARGV[i]); len = len + 1
-  else
-    redis.call('HINCRBY', h, 'rejected_dropped', 1)
+local i = 11
+-- each reads one group and hands its items to fn in chunks small enough for unpack.
+local function each(width, fn)
+  local n = tonumber(ARGV[i]); i = i + 1
+  local chunk = {}
+  for k = 1, n * width do
+    chunk[#chunk + 1] = ARGV[i]; i = i + 1
+    if #chunk >= 500 * width then fn(chunk); chunk = {} end
   end
-  i = i + 1
+  if #chunk > 0 then fn(chunk) end
 end
-n = tonumber(ARGV[i]); i = i + 1
+each(2, function(c) for k = 1, #c, 2 do redis.call('HINCRBY', h, c[k], c[k + 1]) end end)
+each(1, function(c) redis.call('SADD', KEYS[4], unpack(c)) end)
+local events = false
+each(1, function(c) redis.call('RPUSH', KEYS[2], unpack(c)); events = true end)
+if events then redis.call('LTRIM', KEYS[2], -tonumber(ARGV[7]), -1) end
+local len = redis.call('LLEN', KEYS[3])
+each(1, function(c)
+  for k = 1, #c do
+    if len < tonumber(ARGV[8]) then
+      redis.call('RPUSH', KEYS[3], c[k]); len = len + 1
+    else
+      redis.call('HINCRBY', h, 'rejected_dropped', 1)
+    end
+  end
+end)
 local slen = redis.call('LLEN', KEYS[5])
-for k = 1, n do
-  if slen < tonumber(ARGV[9]) then redis.call('RPUSH', KEYS[5], ARGV[i]); slen = slen + 1 end
-  i = i + 1
-end
+each(1, function(c)
+  for k = 1, #c do
+    if slen < tonumber(ARGV[9]) then redis.call('RPUSH', KEYS[5], c[k]); slen = slen + 1 end
+  end
+end)
+each(2, function(c) redis.call('HSET', KEYS[7], unpack(c)) end)
+each(1, function(c) redis.call('RPUSH', KEYS[8], unpack(c)) end)
+each(1, function(c) redis.call('SADD', KEYS[9], unpack(c)) end)
 local stream = tonumber(ARGV[3])
 if stream >= 0 then
   redis.call('HSET', h, 'cp:' .. stream, ARGV[4], 'checkpoint_at', ARGV[2])
@@ -431,6 +441,7 @@ if stream >= 0 then
     redis.call('HSET', h, 'done:' .. stream, '1', 'current', stream + 1)
   end
 end
+if tonumber(ARGV[10]) ~= 0 then redis.call('HINCRBY', h, 'progress_total', ARGV[10]) end
 local delta = tonumber(ARGV[6])
 if delta > 0 then
   local done = redis.call('HINCRBY', h, 'progress_done', delta)
@@ -442,8 +453,9 @@ return {'ok', redis.call('HGET', h, 'state')}
 `)
 
 // Commit applies one accepted batch atomically: checkpoint, counters, learners done, events,
-// rejected rows and samples. It returns the run's state so the caller can stop when the run
-// was paused or cancelled meanwhile, and ErrFenced when another slice took over.
+// rejected rows, samples and change-detection state. It returns the run's state so the
+// caller can stop when the run was paused or cancelled meanwhile, and ErrFenced when another
+// slice took over.
 func (s *Store) Commit(ctx context.Context, id string, fence int64, c Commit) (State, error) {
 	cp := []byte("null")
 	if c.Stream >= 0 {
@@ -454,7 +466,11 @@ func (s *Store) Commit(ctx context.Context, id string, fence int64, c Commit) (S
 	}
 	now := s.opts.Now()
 	args := []any{fence, now.UnixMilli(), c.Stream, cp, boolArg(c.StreamDone), c.ProgressDone,
-		s.opts.EventCap, s.opts.RejectedCap, s.opts.SampleCap}
+		s.opts.EventCap, s.opts.RejectedCap, s.opts.SampleCap, c.ProgressTotal}
+	group := func(width int, items []any) {
+		args = append(args, len(items)/width)
+		args = append(args, items...)
+	}
 	var counters []any
 	for obj, cnt := range c.Counters {
 		for outcome, v := range cnt.fields() {
@@ -463,34 +479,36 @@ func (s *Store) Commit(ctx context.Context, id string, fence int64, c Commit) (S
 			}
 		}
 	}
-	args = append(args, len(counters)/2)
-	args = append(args, counters...)
-	args = append(args, len(c.Learners))
-	for _, l := range c.Learners {
-		args = append(args, l)
-	}
-	groups := []int{len(c.Events), len(c.Rejected), len(c.Samples)}
-	encoded := make([][]any, 3)
+	group(2, counters)
+	group(1, strs(c.Learners))
+	var events, rejected, samples []any
 	for _, e := range c.Events {
 		if e.At.IsZero() {
 			e.At = now
 		}
-		encoded[0] = append(encoded[0], mustJSON(e))
+		events = append(events, mustJSON(e))
 	}
 	for _, r := range c.Rejected {
 		if r.At.IsZero() {
 			r.At = now
 		}
-		encoded[1] = append(encoded[1], mustJSON(r))
+		rejected = append(rejected, mustJSON(r))
 	}
 	for _, sm := range c.Samples {
-		encoded[2] = append(encoded[2], mustJSON(sm))
+		samples = append(samples, mustJSON(sm))
 	}
-	for g := range groups {
-		args = append(args, groups[g])
-		args = append(args, encoded[g]...)
+	group(1, events)
+	group(1, rejected)
+	group(1, samples)
+	var snapshot []any
+	for learner, fp := range c.Snapshot {
+		snapshot = append(snapshot, learner, fp)
 	}
-	keys := []string{s.runKey(id), s.eventsKey(id), s.rejectedKey(id), s.learnersKey(id), s.samplesKey(id), s.rateKey(id)}
+	group(2, snapshot)
+	group(1, strs(c.Changed))
+	group(1, strs(c.Members))
+	keys := []string{s.runKey(id), s.eventsKey(id), s.rejectedKey(id), s.learnersKey(id), s.samplesKey(id),
+		s.rateKey(id), s.snapshotKey(id), s.changedKey(id, c.Pass), s.membersKey(id)}
 	res, err := commitScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return "", fmt.Errorf("commit run %s: %w", id, err)
@@ -499,6 +517,14 @@ func (s *Store) Commit(ctx context.Context, id string, fence int64, c Commit) (S
 		return "", ErrFenced
 	}
 	return State(res[1]), nil
+}
+
+func strs(in []string) []any {
+	out := make([]any, len(in))
+	for i, v := range in {
+		out[i] = v
+	}
+	return out
 }
 
 func boolArg(b bool) string {

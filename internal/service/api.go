@@ -13,7 +13,6 @@ import (
 	"github.com/sjbackfill/backfill/internal/config"
 	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/httpapi"
-	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/settings"
 )
 
@@ -29,11 +28,7 @@ func NewAPI(p *Parts) (*API, error) {
 	if p.Connection == nil {
 		return nil, &config.Error{Var: "BACKFILL_SECRET_KEY", Expect: "is required for the api role"}
 	}
-	scfg := settings.Config{Objects: pipeline.Objects()}
-	if p.Skilljar != nil {
-		scfg.Domains = p.Skilljar
-	}
-	st := settings.New(p.Redis, scfg)
+	st := p.Settings()
 	auth := connection.NewAuthorizer(p.Connection, connection.OAuthConfig{
 		ClientID: p.Config.SalesforceClientID, ClientSecret: p.Config.SalesforceClientSecret,
 		RedirectURL: p.Config.SalesforceRedirectURL, Environment: p.Config.SalesforceEnvironment,

@@ -18,6 +18,7 @@ import (
 	"github.com/sjbackfill/backfill/internal/ratelimit"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/salesforce"
+	"github.com/sjbackfill/backfill/internal/settings"
 	"github.com/sjbackfill/backfill/internal/skilljar"
 	"github.com/sjbackfill/backfill/worker"
 )
@@ -129,7 +130,24 @@ func RunWorker(ctx context.Context, p *Parts) error {
 		return fmt.Errorf("worker: SKILLJAR_API_KEY and BACKFILL_SECRET_KEY are required")
 	}
 	srv := worker.NewServer(p.RedisOpt, worker.Config{Concurrency: p.Config.WorkerConcurrency}, p.Log)
-	worker.Register(srv.Mux(), worker.Deps{Slices: p.Engine, Stop: srv.Stopping(), Logger: p.Log})
+	worker.Register(srv.Mux(), p.WorkerDeps(srv))
 	p.Log.Info().Int("concurrency", p.Config.WorkerConcurrency).Msg("worker started")
 	return srv.Run(ctx)
+}
+
+// Settings is the settings store, checking domains against Skilljar when a key is set.
+func (p *Parts) Settings() *settings.Store {
+	cfg := settings.Config{Objects: pipeline.Objects()}
+	if p.Skilljar != nil {
+		cfg.Domains = p.Skilljar
+	}
+	return settings.New(p.Redis, cfg)
+}
+
+// WorkerDeps are the handlers' dependencies for a worker server.
+func (p *Parts) WorkerDeps(srv *worker.Server) worker.Deps {
+	return worker.Deps{
+		Slices: p.Engine, Stop: srv.Stopping(), Logger: p.Log,
+		Catchup: worker.NewCatchupHandler(p.Engine, p.Settings(), p.Log),
+	}
 }

@@ -51,6 +51,15 @@ func Defaults() Settings {
 	return Settings{Domains: []string{}, Objects: []string{}, ContactMatch: MatchCreated, SinkMode: runstore.SinkAuto}
 }
 
+// Scope is the run scope the settings describe: what a run started without its own choices,
+// and every scheduled catch-up, covers.
+func (s Settings) Scope() runstore.Scope {
+	return runstore.Scope{
+		Domains: s.Domains, Objects: s.Objects, SinkMode: s.SinkMode,
+		LinkContacts: s.LinkContacts, CreateContacts: s.CreateContacts, ContactMatch: s.ContactMatch,
+	}
+}
+
 // FieldError is one problem with one field, with the fix in its message.
 type FieldError struct {
 	Field   string `json:"field"`
