@@ -63,6 +63,9 @@ type Object struct {
 	Confirmed  bool    `json:"confirmed"`
 	Note       string  `json:"note,omitempty"`
 	Fields     []Field `json:"fields"`
+	// ContactField is the object's lookup to Contact, set from the learner's Contact when a
+	// run links Contacts (Link Contacts); empty means the object carries none.
+	ContactField string `json:"contact_field,omitempty"`
 }
 
 // Mapping is a whole mapping file.

@@ -16,6 +16,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/sjbackfill/backfill/internal/contacts"
 	"github.com/sjbackfill/backfill/internal/mapping"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/salesforce"
@@ -113,6 +114,8 @@ type Deps struct {
 	Sink     Sink
 	Mapping  *mapping.Mapping
 	Enqueuer Enqueuer
+	// Contacts finds and creates Contacts when a run links them; *salesforce.Client is one.
+	Contacts contacts.Salesforce
 	Logger   zerolog.Logger
 }
 

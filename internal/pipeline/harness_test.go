@@ -43,6 +43,8 @@ type env struct {
 	engine *pipeline.Engine
 	client *asynq.Client
 	log    zerolog.Logger
+	// sfc is the engine's own Salesforce client, for tests that set the org up.
+	sfc *salesforce.Client
 }
 
 func testLogger(t *testing.T) zerolog.Logger {
@@ -98,6 +100,7 @@ func setup(t *testing.T, o options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.sfc = sfc
 	var sink pipeline.Sink = sfc
 	if o.wrapSink != nil {
 		sink = o.wrapSink(sink)
@@ -106,7 +109,7 @@ func setup(t *testing.T, o options) *env {
 	e.client = asynq.NewClient(asynq.RedisClientOpt{Addr: e.redis.Addr})
 	t.Cleanup(func() { _ = e.client.Close() })
 	e.engine, err = pipeline.New(o.pipeline, pipeline.Deps{
-		Store: e.store, Source: src, Sink: sink, Enqueuer: e.client, Logger: e.log,
+		Store: e.store, Source: src, Sink: sink, Enqueuer: e.client, Logger: e.log, Contacts: sfc,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -34,6 +34,8 @@ type learnerPage struct {
 	// seen marks learners an earlier stream of this run already processed; outside marks
 	// learners in none of the run's domains. Neither is read or written.
 	seen, outside []bool
+	// contacts holds each learner's linked Contact Id, when Link Contacts is on.
+	contacts []string
 }
 
 // passOver reports whether learner j is neither read nor written.
@@ -92,6 +94,7 @@ type batch struct {
 	cp           learnerCursor
 	learners     []string
 	progressDone int64
+	events       []runstore.Event
 }
 
 // pageWriter upserts batches in the order they are queued and commits each one, so parents
@@ -128,7 +131,7 @@ func (s *slice) startWriter(ctx context.Context, i int, stream, domain string, f
 			for obj, c := range b.extra {
 				t.add(obj, c)
 			}
-			state, err := s.commit(ctx, i, b.cp, false, t, b.learners, b.progressDone)
+			state, err := s.commitBatch(ctx, i, b, t)
 			if err != nil {
 				w.err = err
 				stop()
@@ -170,10 +173,21 @@ func (s *slice) learnersPage(ctx context.Context, i int, stream, domain string, 
 	if !withStudents {
 		cp.Students = len(lp.ids)
 	}
+	var linkEvent *runstore.Event
+	if s.run.Scope.LinkContacts && !s.run.Scope.DryRun {
+		ev, err := s.linkContacts(ctx, cp.Index, lp)
+		if err != nil {
+			return runstore.Running, err
+		}
+		linkEvent = ev
+	}
 	w := s.startWriter(ctx, i, stream, domain, *cp)
 	queued := *cp
 	for queued.Students < len(lp.ids) {
 		b := s.studentBatch(&queued, lp, withProgress)
+		if linkEvent != nil {
+			b.events, linkEvent = append(b.events, *linkEvent), nil
+		}
 		if !w.send(b) {
 			break
 		}
@@ -210,7 +224,19 @@ func (s *slice) studentBatch(cp *learnerCursor, lp *learnerPage, withProgress bo
 			b.extra[mapping.Student] = c
 			continue
 		}
-		b.rows = append(b.rows, s.e.mapRow(mapping.Student, lp.students[j], j))
+		r := s.e.mapRow(mapping.Student, lp.students[j], j)
+		if lp.contacts != nil {
+			c := b.extra[contactObject]
+			c.Read++
+			if s.setContact(mapping.Student, r, lp.contacts[j]) {
+				c.Written++
+				c.Updated++
+			} else {
+				c.Skipped++
+			}
+			b.extra[contactObject] = c
+		}
+		b.rows = append(b.rows, r)
 	}
 	cp.Students = end
 	if !withProgress {
@@ -396,7 +422,11 @@ func (s *slice) fetchProgress(ctx context.Context, j int, lp *learnerPage, allow
 			continue
 		}
 		for _, src := range srcs {
-			out.rows = append(out.rows, s.e.mapRow(mapping.CourseProgress, src, j))
+			r := s.e.mapRow(mapping.CourseProgress, src, j)
+			if lp.contacts != nil {
+				s.setContact(mapping.CourseProgress, r, lp.contacts[j])
+			}
+			out.rows = append(out.rows, r)
 		}
 	}
 	return out

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sjbackfill/backfill/internal/mapping"
+	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/salesforce"
 )
 
@@ -30,7 +31,7 @@ var fieldTypes = map[string][]string{
 // and is writable, that each relationship points to the mapped parent, and that each upsert
 // key is an external id. It returns a *PreflightError naming every problem, or an error of
 // the describe calls themselves (auth, network) for the caller to classify.
-func Preflight(ctx context.Context, sink Sink, m *mapping.Mapping, objects []string) error {
+func Preflight(ctx context.Context, sink Sink, m *mapping.Mapping, objects []string, sc runstore.Scope) error {
 	described := map[string]*salesforce.SObjectDescribe{}
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
@@ -85,10 +86,51 @@ func Preflight(ctx context.Context, sink Sink, m *mapping.Mapping, objects []str
 			}
 		}
 	}
+	if sc.LinkContacts {
+		p, err := checkContacts(m, objects, sc.CreateContacts, describe)
+		if err != nil {
+			return err
+		}
+		problems = append(problems, p...)
+	}
 	if len(problems) > 0 {
 		return &PreflightError{Problems: problems}
 	}
 	return nil
+}
+
+// checkContacts checks what Link Contacts needs: a readable Contact object (creatable too
+// with Create Contacts) and a writable Contact lookup on the objects that carry one.
+func checkContacts(m *mapping.Mapping, objects []string, create bool, describe func(string) (*salesforce.SObjectDescribe, error)) ([]string, error) {
+	var problems []string
+	d, err := describe("Contact")
+	if err != nil {
+		return nil, fmt.Errorf("describe Contact: %w", err)
+	}
+	switch {
+	case d == nil || !d.Queryable:
+		problems = append(problems, "Contact: not readable by the integration user, which Link Contacts needs; grant access or turn Link Contacts off")
+	case create && !d.Createable:
+		problems = append(problems, "Contact: the integration user cannot create Contacts, which Create Contacts needs; grant Create on Contact or turn Create Contacts off")
+	}
+	for _, name := range objects {
+		o, _ := m.Object(name)
+		if o.ContactField == "" {
+			continue
+		}
+		od, err := describe(o.SObject)
+		if err != nil || od == nil {
+			continue // reported with the object itself
+		}
+		f, ok := od.Field(o.ContactField)
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("%s.%s: Contact lookup not found; fix the mapping's contact_field or turn Link Contacts off", o.SObject, o.ContactField))
+		case !f.Createable || !f.Updateable:
+			problems = append(problems, fmt.Sprintf("%s.%s: Contact lookup is not writable by the integration user", o.SObject, o.ContactField))
+		}
+	}
+	return problems, nil
 }
 
 func checkRelationship(d *salesforce.SObjectDescribe, f mapping.Field, m *mapping.Mapping) []string {

@@ -74,7 +74,7 @@ func (s *slice) planRedrive(ctx context.Context) (runstore.Plan, int64, error) {
 			streams = append(streams, runstore.StreamDef{Name: streamRedrive + ":" + o, Kind: streamRedrive, Object: o})
 		}
 	}
-	if err := Preflight(ctx, s.e.Sink, s.e.Mapping, objects); err != nil {
+	if err := Preflight(ctx, s.e.Sink, s.e.Mapping, objects, s.run.Scope); err != nil {
 		return runstore.Plan{}, 0, err
 	}
 	return runstore.Plan{Streams: streams, Objects: objects, Sink: s.run.Scope.SinkMode,

@@ -283,7 +283,7 @@ func (s *slice) plan(ctx context.Context) error {
 		}
 		domains = dedupeSorted(domains)
 	}
-	if err := Preflight(ctx, s.e.Sink, s.e.Mapping, objects); err != nil {
+	if err := Preflight(ctx, s.e.Sink, s.e.Mapping, objects, sc); err != nil {
 		return err
 	}
 	has := func(o string) bool { return contains(objects, o) }

@@ -207,10 +207,21 @@ func (s *slice) skipUnchanged(ctx context.Context, sobject string, send []salesf
 	return keepSend, keepSent, nil
 }
 
+// commitBatch commits a batch of the learners stream with the counts and events it carries.
+func (s *slice) commitBatch(ctx context.Context, i int, b batch, t *tally) (runstore.State, error) {
+	c := runstore.Commit{Stream: i, Checkpoint: b.cp, Learners: b.learners, ProgressDone: b.progressDone, Events: b.events}
+	return s.commitTally(ctx, i, c, t)
+}
+
 // commit saves one accepted batch and the stream's new checkpoint, and mirrors them in the
 // slice's copy of the run.
 func (s *slice) commit(ctx context.Context, i int, cp any, done bool, t *tally, learners []string, progressDone int64) (runstore.State, error) {
 	c := runstore.Commit{Stream: i, Checkpoint: cp, StreamDone: done, Learners: learners, ProgressDone: progressDone}
+	return s.commitTally(ctx, i, c, t)
+}
+
+// commitTally saves a commit with a batch's outcomes, then records the accepted rows' hashes.
+func (s *slice) commitTally(ctx context.Context, i int, c runstore.Commit, t *tally) (runstore.State, error) {
 	if t == nil {
 		return s.commitRaw(ctx, i, c)
 	}

@@ -78,6 +78,9 @@ func Build(cfg config.Config, log zerolog.Logger) (*Parts, error) {
 	}
 	p.Queue = asynq.NewClient(opt)
 	deps := pipeline.Deps{Store: p.Store, Mapping: m, Enqueuer: p.Queue, Logger: log}
+	if p.Salesforce != nil {
+		deps.Contacts = p.Salesforce
+	}
 	if p.Skilljar != nil {
 		deps.Source = p.Skilljar
 	}
