@@ -63,6 +63,7 @@ type stack struct {
 	sj     *skilljarsim.Sim
 	sf     *salesforcesim.Sim
 	key    string
+	conn   *connection.Store
 	store  *runstore.Store
 	engine *pipeline.Engine
 }
@@ -83,12 +84,11 @@ func newStack(t testing.TB, sjc skilljarsim.Config, sfc salesforcesim.Config) *s
 	_, _ = rand.Read(b)
 	s.key = hex.EncodeToString(b)
 	rdb := s.redis.Client(t)
-	conn, err := connection.NewStore(rdb, b, "")
-	if err != nil {
+	if s.conn, err = connection.NewStore(rdb, b, ""); err != nil {
 		t.Fatal(err)
 	}
 	tok := s.sf.MintTokens("api refresh_token")
-	if err := conn.Connect(s.ctx, connection.Grant{
+	if err := s.conn.Connect(s.ctx, connection.Grant{
 		AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, InstanceURL: tok.InstanceURL,
 		IdentityURL: tok.ID, LoginURL: s.sf.LoginURL(), IssuedAt: time.Now(),
 	}, connection.Status{}); err != nil {

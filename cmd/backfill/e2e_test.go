@@ -1,0 +1,254 @@
+package main
+
+import (
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/sjbackfill/backfill/internal/apiclient"
+	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/pipeline"
+	"github.com/sjbackfill/backfill/internal/runstore"
+	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
+	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
+)
+
+const apiToken = "e2e-token-0123456789abcdef"
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startAPI runs the api role and waits until it answers /readyz.
+func (s *stack) startAPI(t testing.TB, extra ...string) (*process, string) {
+	t.Helper()
+	addr := freeAddr(t)
+	base := "http://" + addr
+	env := s.env(append([]string{"BACKFILL_HTTP_ADDR=" + addr, "BACKFILL_API_TOKEN=" + apiToken,
+		"SALESFORCE_REDIRECT_URL=" + base + "/salesforce/callback"}, extra...)...)
+	p := startProcess(t, env, "api")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p, base
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("api did not become ready at %s", base)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// cli runs an operator verb against the API and returns its exit status and output.
+func (s *stack) cli(t testing.TB, base string, timeout time.Duration, args ...string) (int, string) {
+	t.Helper()
+	p := startProcess(t, []string{"PATH=/usr/bin:/bin", "BACKFILL_URL=" + base, "BACKFILL_API_TOKEN=" + apiToken}, args...)
+	code := p.wait(t, timeout)
+	return code, p.out.String()
+}
+
+// reconnect walks the OAuth flow through the API as an operator's browser would.
+func reconnect(t testing.TB, base string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	req, _ := http.NewRequest(http.MethodGet, base+"/salesforce/connect", nil)
+	req.SetBasicAuth("operator", apiToken)
+	resp, err := (&http.Client{Jar: jar, Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !strings.Contains(resp.Request.URL.RawQuery, "connected=1") {
+		t.Fatalf("connect flow ended at %s with %s", resp.Request.URL, resp.Status)
+	}
+}
+
+func TestEndToEndABackfillStartedWithTheCLIAndRunByTwoWorkersEndsExact(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, skilljarsim.Config{Users: 400, Seed: 21}, salesforcesim.Config{})
+	_, base := s.startAPI(t)
+	workerEnv := s.env("SKILLJAR_RATE_LIMIT=200/1s", "BACKFILL_SLICE_SECONDS=2")
+	startProcess(t, workerEnv, "worker")
+	startProcess(t, workerEnv, "worker")
+
+	code, out := s.cli(t, base, 2*time.Minute, "start", "--watch")
+	if code != 0 {
+		t.Fatalf("backfill start --watch exit status %d:\n%s", code, out)
+	}
+	if !strings.Contains(out, "verdict: exact") {
+		t.Fatalf("watch output lacks the exact verdict:\n%s", out)
+	}
+	id := strings.Fields(strings.SplitN(out, "\n", 2)[0])[2]
+	run, err := s.store.Get(s.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.requireExact(t, run)
+
+	code, out = s.cli(t, base, 30*time.Second, "list")
+	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "succeeded") {
+		t.Fatalf("list (%d):\n%s", code, out)
+	}
+	code, out = s.cli(t, base, 30*time.Second, "show", id)
+	if code != 0 || !strings.Contains(out, "course_progress") {
+		t.Fatalf("show (%d):\n%s", code, out)
+	}
+	code, out = s.cli(t, base, 30*time.Second, "pause", id)
+	if code == 0 || !strings.Contains(out, "succeeded") {
+		t.Fatalf("pause of a finished run must fail saying why (%d):\n%s", code, out)
+	}
+}
+
+func TestRotatingTokensAcrossTwoWorkerProcessesNeverBreakTheGrantOrLeakIntoLogs(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, skilljarsim.Config{Users: 600, Seed: 22}, salesforcesim.Config{SessionTTL: 1500 * time.Millisecond})
+	api, _ := s.startAPI(t)
+	env := s.env("SKILLJAR_RATE_LIMIT=60/1s", "BACKFILL_SLICE_SECONDS=3", "LOG_LEVEL=debug", "BACKFILL_WORKER_CONCURRENCY=4")
+	w1, w2 := startProcess(t, env, "worker"), startProcess(t, env, "worker")
+	initial, _, err := s.conn.Grant(s.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, _, err := s.engine.Start(s.ctx, startCollections())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run = s.waitRun(t, run.ID, 3*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+	s.requireExact(t, run)
+
+	stats := s.sf.AuthStats()
+	if stats.InvalidGrants != 0 || stats.ReuseDetected != 0 || stats.Refreshes < 3 {
+		t.Fatalf("auth stats %+v: want several refreshes and not one invalid_grant or reuse", stats)
+	}
+	t.Logf("sessions expired every 1.5s: %d refreshes, %d rotations, 0 invalid_grant", stats.Refreshes, stats.Rotations)
+
+	final, _, err := s.conn.Grant(s.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string]string{
+		"first access token": initial.AccessToken, "first refresh token": initial.RefreshToken,
+		"last access token": final.AccessToken, "last refresh token": final.RefreshToken,
+		"client secret": s.sf.ClientSecret(), "Skilljar API key": s.sj.APIKey(),
+		"API token": apiToken, "secret key": s.key,
+	}
+	for name, p := range map[string]*process{"api": api, "worker 1": w1, "worker 2": w2} {
+		logs := p.out.String()
+		if len(logs) == 0 {
+			t.Fatalf("%s logged nothing: the check below would prove nothing", name)
+		}
+		for what, v := range secrets {
+			if v != "" && strings.Contains(logs, v) {
+				t.Errorf("the %s appears in the %s's logs", what, name)
+			}
+		}
+	}
+}
+
+func TestRevokedGrantParksTheRunUntilReauthenticationThenItFinishesExact(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, skilljarsim.Config{Users: 500, Seed: 23}, salesforcesim.Config{})
+	_, base := s.startAPI(t)
+	startProcess(t, s.env("SKILLJAR_RATE_LIMIT=80/1s", "BACKFILL_SLICE_SECONDS=2"), "worker")
+	run, _, err := s.engine.Start(s.ctx, startCollections())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.waitRun(t, run.ID, time.Minute, "some learners done", func(r *runstore.Run) bool { return r.Progress.Done > 50 })
+	s.sf.RevokeAll() // the integration user's access is revoked in Salesforce
+
+	parked := s.waitRun(t, run.ID, time.Minute, "the run to wait for authentication", func(r *runstore.Run) bool {
+		return r.State == runstore.WaitingForAuth
+	})
+	st, err := s.conn.Status(s.ctx)
+	if err != nil || st.State != connection.NeedsReauth || !strings.Contains(st.LastError, "invalid_grant") {
+		t.Fatalf("connection %+v (%v): want needs_reauth naming invalid_grant", st, err)
+	}
+	time.Sleep(time.Second)
+	if still, _ := s.store.Get(s.ctx, run.ID); still.State != runstore.WaitingForAuth || still.Progress.Done != parked.Progress.Done {
+		t.Fatalf("a run waiting for auth must not move: %s %d → %s %d", parked.State, parked.Progress.Done, still.State, still.Progress.Done)
+	}
+
+	reconnect(t, base)
+	run = s.waitRun(t, run.ID, 2*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+	s.requireExact(t, run)
+	if c, _ := apiclient.New(base, apiToken, nil); c != nil {
+		if cs, err := c.Connection(s.ctx); err != nil || cs.State != connection.Connected {
+			t.Fatalf("connection after re-authentication: %+v %v", cs, err)
+		}
+	}
+}
+
+func TestEveryRoleStopsGracefullyOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, skilljarsim.Config{Users: 50, Seed: 24}, salesforcesim.Config{})
+	api, _ := s.startAPI(t)
+	scheduler := startProcess(t, s.env("BACKFILL_CATCHUP_CRON=0 */6 * * *"), "scheduler")
+	worker := startProcess(t, s.env(), "worker")
+	time.Sleep(time.Second)
+	for name, p := range map[string]*process{"api": api, "scheduler": scheduler, "worker": worker} {
+		p.signal(t, syscall.SIGTERM)
+		if code := p.wait(t, 30*time.Second); code != 0 {
+			t.Errorf("%s exit status %d after SIGTERM, want 0:\n%s", name, code, tail(p.out.String(), 10))
+		}
+		if !strings.Contains(p.out.String(), "stopped") {
+			t.Errorf("%s did not say it stopped:\n%s", name, tail(p.out.String(), 10))
+		}
+	}
+}
+
+func TestTwoSchedulersEnqueueEachCatchupTickOnce(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, skilljarsim.Config{Users: 50, Seed: 25}, salesforcesim.Config{})
+	env := s.env("BACKFILL_CATCHUP_CRON=*/2 * * * * *", "LOG_LEVEL=debug")
+	a, b := startProcess(t, env, "scheduler"), startProcess(t, env, "scheduler")
+	time.Sleep(7 * time.Second)
+	a.signal(t, syscall.SIGTERM)
+	b.signal(t, syscall.SIGTERM)
+	a.wait(t, 10*time.Second)
+	b.wait(t, 10*time.Second)
+
+	ins := asynq.NewInspector(asynq.RedisClientOpt{Addr: s.redis.Addr})
+	defer ins.Close()
+	tasks, err := ins.ListPendingTasks("critical")
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueued := strings.Count(a.out.String(), "catch-up tick enqueued") + strings.Count(b.out.String(), "catch-up tick enqueued")
+	collided := strings.Count(a.out.String(), "another scheduler already enqueued this tick") +
+		strings.Count(b.out.String(), "another scheduler already enqueued this tick")
+	if len(tasks) < 2 || len(tasks) != enqueued {
+		t.Fatalf("%d tick tasks for %d enqueues: each tick must be one task", len(tasks), enqueued)
+	}
+	if collided == 0 {
+		t.Fatal("neither scheduler met the other's tick: the test did not exercise two schedulers firing together")
+	}
+	seen := map[string]bool{}
+	for _, task := range tasks {
+		if seen[task.ID] {
+			t.Fatalf("tick %s enqueued twice", task.ID)
+		}
+		seen[task.ID] = true
+	}
+	t.Logf("%d ticks enqueued once each; %d attempts refused as duplicates", len(tasks), collided)
+}
+
+func startCollections() pipeline.StartRequest {
+	return pipeline.StartRequest{Scope: runstore.Scope{SinkMode: runstore.SinkCollections}, Trigger: "test"}
+}
