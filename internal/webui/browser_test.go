@@ -126,7 +126,7 @@ func TestBrowserSavesSettingsAuthenticatesAndWatchesABackfillFinish(t *testing.T
 	}
 
 	do("save valid settings and authenticate with Salesforce",
-		chromedp.Click(chromedp.CSS(`#link-contacts`)),
+		chromedp.Click(chromedp.CSS(`#create-contacts`)),
 		chromedp.Click(chromedp.CSS(`input[name="domains"][value="`+domains[0]+`"]`)),
 		chromedp.Click(chromedp.CSS(`input[name="domains"][value="`+domains[1]+`"]`)),
 		chromedp.Click(chromedp.CSS(`input[name="environment"][value="production"]`)),
@@ -139,7 +139,7 @@ func TestBrowserSavesSettingsAuthenticatesAndWatchesABackfillFinish(t *testing.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(saved.Domains, slices.Sorted(slices.Values(domains))) || !saved.LinkContacts || !saved.CreateContacts || saved.Environment != "production" {
+	if !slices.Equal(saved.Domains, slices.Sorted(slices.Values(domains))) || saved.CreateContacts || saved.Environment != "production" {
 		t.Fatalf("saved settings %+v, want what was clicked", saved)
 	}
 

@@ -167,7 +167,8 @@ func (e *testEnv) waitFor(t *testing.T, id string) *runstore.Run {
 	defer cancel()
 	run, err := e.Engine.Watch(ctx, id, 50*time.Millisecond, nil)
 	if err != nil {
-		t.Fatalf("run %s did not finish: %v", id, err)
+		events, _ := e.Store.Events(e.Ctx, id, 20)
+		t.Fatalf("run %s did not finish: %v\nrun: %+v\nlatest events: %+v\nserver log tail:\n%s", id, err, run, events, tail(e.Log.String(), 3000))
 	}
 	return run
 }
@@ -182,4 +183,11 @@ func (e *testEnv) onlyRun(t *testing.T) *runstore.Run {
 		t.Fatalf("%d runs, want exactly one", len(runs))
 	}
 	return runs[0]
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
 }

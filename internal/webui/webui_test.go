@@ -263,8 +263,9 @@ func TestRunPageShowsActivityAndRejectedRecordsAndReDrivesThem(t *testing.T) {
 	}
 	e.StartWorker(t)
 	form := validForm(e)
-	form.Del("domains")
-	form.Del("objects")
+	for _, field := range []string{"domains", "objects", "link_contacts", "create_contacts"} {
+		form.Del(field)
+	}
 	e.post(t, "/settings", form).requireRedirect(t, "/?saved=1")
 	e.post(t, "/backfills", url.Values{}).requireRedirect(t, "/?started=1#runs")
 	run := e.waitFor(t, e.onlyRun(t).ID)
