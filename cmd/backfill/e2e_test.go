@@ -198,7 +198,11 @@ func TestRevokedGrantParksTheRunUntilReauthenticationThenItFinishesExact(t *test
 func TestEveryRoleStopsGracefullyOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, skilljarsim.Config{Users: 50, Seed: 24}, salesforcesim.Config{})
-	api, _ := s.startAPI(t)
+	api, base := s.startAPI(t)
+	health := startProcess(t, []string{"BACKFILL_HTTP_ADDR=" + strings.TrimPrefix(base, "http://")}, "healthcheck")
+	if code := health.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("healthcheck of a live api exit status %d: %s", code, health.out.String())
+	}
 	scheduler := startProcess(t, s.env("BACKFILL_CATCHUP_CRON=0 */6 * * *"), "scheduler")
 	worker := startProcess(t, s.env(), "worker")
 	time.Sleep(time.Second)

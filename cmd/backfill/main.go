@@ -7,9 +7,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sjbackfill/backfill/internal/config"
 )
@@ -46,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runDev(ctx, rest, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, stderr)
 	}
 	if cliVerbs[cmd] {
 		return runCLI(ctx, cmd, rest, stdout, stderr)
@@ -63,6 +68,9 @@ Production roles (configured by the environment below):
   backfill worker      runs backfill slices; start as many as you like against one Redis
   backfill scheduler   enqueues catch-up runs on BACKFILL_CATCHUP_CRON
 
+  backfill healthcheck exit 0 when the api on BACKFILL_HTTP_ADDR answers /healthz (for container
+                       healthchecks on images without curl)
+
 Trying it out:
   backfill dev         every role in one process on an embedded Redis and both simulators
                        (unless REDIS_URL or real Skilljar/Salesforce credentials are set)
@@ -74,4 +82,33 @@ Trying it out:
 Environment:
 `)
 	fmt.Fprint(w, config.Help())
+}
+
+// healthcheck asks the local api's /healthz, for container healthchecks.
+func healthcheck(ctx context.Context, stderr io.Writer) int {
+	addr := os.Getenv("BACKFILL_HTTP_ADDR")
+	if addr == "" {
+		addr = ":8080"
+	}
+	if strings.HasPrefix(addr, ":") {
+		addr = "127.0.0.1" + addr
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "backfill healthcheck: %v\n", err)
+		return exitFailure
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "backfill healthcheck: %v\n", err)
+		return exitFailure
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "backfill healthcheck: /healthz answered %s\n", resp.Status)
+		return exitFailure
+	}
+	return exitOK
 }
