@@ -1,0 +1,78 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/sjbackfill/backfill/internal/config"
+)
+
+func env(over map[string]string) func(string) string {
+	base := map[string]string{
+		"REDIS_URL": "redis://localhost:6379/0", "SKILLJAR_API_KEY": "k", "SALESFORCE_CLIENT_ID": "id",
+		"SALESFORCE_CLIENT_SECRET": "s", "SALESFORCE_REDIRECT_URL": "https://h/salesforce/callback",
+		"BACKFILL_API_TOKEN": "0123456789abcdef0123", "BACKFILL_SECRET_KEY": strings.Repeat("ab", 32),
+	}
+	for k, v := range over {
+		base[k] = v
+	}
+	return func(k string) string { return base[k] }
+}
+
+func TestLoadAppliesDefaultsAndDerivesTheLoginHost(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(config.RoleAPI, env(map[string]string{"SALESFORCE_ENVIRONMENT": "sandbox"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SalesforceLoginURL != "https://test.salesforce.com" || c.HTTPAddr != ":8080" || len(c.SecretKey) != 32 ||
+		c.SliceDuration.Seconds() != 60 || len(c.SkilljarRateLimit) != 2 {
+		t.Fatalf("config %+v", c)
+	}
+}
+
+func TestLoadNamesTheVariableAndWhatItExpects(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		role, name, value, want string
+	}{
+		{config.RoleWorker, "REDIS_URL", "", "is required for the worker role"},
+		{config.RoleAPI, "REDIS_URL", "http://x:6379", "scheme \"http\""},
+		{config.RoleAPI, "BACKFILL_SECRET_KEY", "short", "32 bytes"},
+		{config.RoleAPI, "BACKFILL_API_TOKEN", "short", "at least 16 characters"},
+		{config.RoleScheduler, "BACKFILL_CATCHUP_CRON", "every day", "not a cron expression"},
+		{config.RoleAPI, "SALESFORCE_ENVIRONMENT", "staging", "production, sandbox or a My Domain URL"},
+		{config.RoleAPI, "SKILLJAR_RATE_LIMIT", "600 per minute", "SKILLJAR_RATE_LIMIT"},
+		{config.RoleWorker, "BACKFILL_SLICE_SECONDS", "0", "positive whole number"},
+		{config.RoleAPI, "LOG_LEVEL", "loud", "debug, info, warn or error"},
+	} {
+		_, err := config.Load(tc.role, env(map[string]string{tc.name: tc.value}))
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Var != tc.name || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s=%q: got %v; want an error on %s saying %q", tc.name, tc.value, err, tc.name, tc.want)
+		}
+	}
+}
+
+func TestARedisURLWithAPasswordIsNeverEchoed(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(config.RoleAPI, env(map[string]string{"REDIS_URL": "redis://:hunter2@/0"}))
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("got %v; want an error without the password", err)
+	}
+}
+
+func TestTheREADMEDocumentsEveryVariable(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range config.Vars {
+		if !strings.Contains(string(readme), "`"+v.Name+"`") {
+			t.Errorf("README does not document %s", v.Name)
+		}
+	}
+}
