@@ -1,0 +1,169 @@
+// Package monitoring mounts the asynq web UI (asynqmon) at /monitoring, showing each slice
+// task as the run, stream and progress it advances.
+package monitoring
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+
+	"github.com/sjbackfill/backfill/internal/runstore"
+	"github.com/sjbackfill/backfill/jobs"
+)
+
+// RunReader reads a run; *runstore.Store is one.
+type RunReader interface {
+	Get(ctx context.Context, id string) (*runstore.Run, error)
+}
+
+// Config configures the UI.
+type Config struct {
+	// Redis is asynq's Redis, as asynq.ParseRedisURI reads REDIS_URL. Required.
+	Redis asynq.RedisConnOpt
+	// ReadOnly (BACKFILL_MONITORING_READONLY) makes the UI view-only: its API refuses every
+	// method but GET, so nobody can delete, run, archive or cancel tasks through it.
+	ReadOnly bool
+	// PrometheusURL (PROMETHEUS_URL), when set, is the Prometheus server the UI charts
+	// queue history from: the asynq_* series that package metrics exports.
+	PrometheusURL string
+	// RootPath is where the UI is mounted. Defaults to "/monitoring", where httpapi mounts it.
+	RootPath string
+	// LookupTimeout bounds reading the run of one task shown. Defaults to 2s.
+	LookupTimeout time.Duration
+}
+
+// Handler serves asynqmon. It has no authentication of its own: mount it behind httpapi
+// (Deps.Monitoring), which requires the API token and refuses cross-origin changes.
+type Handler struct {
+	ui *asynqmon.HTTPHandler
+}
+
+// New builds the UI. Close it to release its Redis connections.
+func New(cfg Config, runs RunReader) (*Handler, error) {
+	cfg.RootPath = cmp.Or(cfg.RootPath, "/monitoring")
+	cfg.LookupTimeout = cmp.Or(cfg.LookupTimeout, 2*time.Second)
+	switch {
+	case cfg.Redis == nil:
+		return nil, errors.New("monitoring: Config.Redis is required")
+	case runs == nil:
+		return nil, errors.New("monitoring: a RunReader is required")
+	case !strings.HasPrefix(cfg.RootPath, "/"):
+		return nil, fmt.Errorf("monitoring: RootPath %q must start with /", cfg.RootPath)
+	}
+	if cfg.PrometheusURL != "" {
+		if u, err := url.Parse(cfg.PrometheusURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("monitoring: PrometheusURL %q is not an http(s) URL such as http://prometheus:9090", cfg.PrometheusURL)
+		}
+	}
+	f := &formatter{runs: runs, timeout: cfg.LookupTimeout}
+	ui := asynqmon.New(asynqmon.Options{
+		RootPath:          cfg.RootPath,
+		RedisConnOpt:      cfg.Redis,
+		ReadOnly:          cfg.ReadOnly,
+		PrometheusAddress: strings.TrimRight(cfg.PrometheusURL, "/"),
+		PayloadFormatter:  asynqmon.PayloadFormatterFunc(f.payload),
+		ResultFormatter:   asynqmon.ResultFormatterFunc(f.result),
+	})
+	return &Handler{ui: ui}, nil
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.ui.ServeHTTP(w, r) }
+
+// Close releases the UI's Redis connections.
+func (h *Handler) Close() error { return h.ui.Close() }
+
+// formatter describes tasks by the run they advance, read from the run store as the UI
+// lists them.
+type formatter struct {
+	runs    RunReader
+	timeout time.Duration
+}
+
+// taskView is what the UI shows as a slice task's payload, or as a result that names a run:
+// the task's own fields first, then the run as it is now.
+type taskView struct {
+	RunID    string `json:"run_id"`
+	Seq      int64  `json:"seq"`
+	Kind     string `json:"kind,omitempty"`
+	State    string `json:"state,omitempty"`
+	Stream   string `json:"stream,omitempty"`
+	Progress string `json:"progress,omitempty"`
+	// Note explains a task that will do nothing, or a run that could not be read.
+	Note string `json:"note,omitempty"`
+}
+
+func (f *formatter) payload(taskType string, payload []byte) string {
+	if taskType == jobs.TypeSlice {
+		if p, err := jobs.ParseSlicePayload(payload); err == nil {
+			return f.describe(p)
+		}
+	}
+	return asynqmon.DefaultPayloadFormatter.FormatPayload(taskType, payload)
+}
+
+// result describes a result that names a run as the payload does; any other result is
+// shown as it is.
+func (f *formatter) result(taskType string, result []byte) string {
+	if p, err := jobs.ParseSlicePayload(result); err == nil {
+		return f.describe(p)
+	}
+	return asynqmon.DefaultResultFormatter.FormatResult(taskType, result)
+}
+
+func (f *formatter) describe(p jobs.SlicePayload) string {
+	v := taskView{RunID: p.RunID, Seq: p.Seq}
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	run, err := f.runs.Get(ctx, p.RunID)
+	switch {
+	case errors.Is(err, runstore.ErrNotFound):
+		v.Note = "no such run: this task will do nothing"
+	case err != nil:
+		v.Note = "the run could not be read: " + err.Error()
+	default:
+		v.Kind, v.State = string(run.Kind), string(run.State)
+		v.Stream = streamOf(run)
+		v.Progress = progressOf(run.Progress)
+		switch {
+		case run.State.Terminal():
+			v.Note = "the run has ended, so this task will do nothing"
+		case p.Seq < run.Seq:
+			v.Note = fmt.Sprintf("stale: the run has moved on to slice %d, so this task will do nothing", run.Seq)
+		case !run.State.Runnable():
+			v.Note = "the run is " + string(run.State) + ": this task will do nothing, and resuming the run enqueues a new one"
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("run %s slice %d", p.RunID, p.Seq)
+	}
+	return string(b)
+}
+
+// streamOf names the stream the run is on, with its place among the run's streams.
+func streamOf(run *runstore.Run) string {
+	switch n := len(run.Streams); {
+	case n == 0:
+		return "not planned yet"
+	case run.Current >= n:
+		return fmt.Sprintf("all %d streams done", n)
+	default:
+		return fmt.Sprintf("%s (%d of %d)", run.Streams[run.Current].Name, run.Current+1, n)
+	}
+}
+
+func progressOf(p runstore.Progress) string {
+	if p.Total == 0 {
+		return "not measured yet"
+	}
+	return fmt.Sprintf("%.1f%% (%d of %d learners)", p.Percent, p.Done, p.Total)
+}
