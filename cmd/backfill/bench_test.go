@@ -109,3 +109,40 @@ func BenchmarkUtilizationAt20CallsPerSecond(b *testing.B) {
 	b.ReportMetric(float64(progress)/elapsed, "learners/s")
 	b.ReportMetric(float64(throttled), "429s")
 }
+
+// BenchmarkCatchupAfter20kBackfill backfills a 20,000-learner org, changes 1% of the
+// learners, and reports what the catch-up spent against the backfill.
+func BenchmarkCatchupAfter20kBackfill(b *testing.B) {
+	s := newStack(b, skilljarsim.Config{Users: 20000, Seed: 13}, salesforcesim.Config{})
+	startProcess(b, s.env("SKILLJAR_RATE_LIMIT=1000000/1s", "LOG_LEVEL=warn"), "worker")
+	run, _, err := s.engine.Start(s.ctx, pipeline.StartRequest{Scope: runstore.Scope{}, Trigger: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	run = s.waitRun(b, run.ID, 30*time.Minute, "the backfill to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+	s.requireExact(b, run)
+	backfillCalls, _ := skilljarCalls(s.sj)
+	writesBefore := len(s.sf.WriteLog())
+
+	changed := s.sj.ChangeLearners(0.01)
+	start := time.Now()
+	catchup, err := s.engine.StartCatchup(s.ctx, runstore.Scope{}, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	catchup = s.waitRun(b, catchup.ID, 30*time.Minute, "the catch-up to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+	elapsed := time.Since(start).Seconds()
+	if catchup.State != runstore.Succeeded {
+		b.Fatalf("catch-up ended %s: %s", catchup.State, catchup.Error)
+	}
+	after, _ := skilljarCalls(s.sj)
+	calls := after - backfillCalls
+	t := catchup.Total()
+	b.ReportMetric(float64(backfillCalls), "backfill_calls")
+	b.ReportMetric(float64(calls), "catchup_calls")
+	b.ReportMetric(100*float64(calls)/float64(backfillCalls), "catchup_calls_%")
+	b.ReportMetric(float64(len(changed)), "changed_learners")
+	b.ReportMetric(float64(len(s.sf.WriteLog())-writesBefore), "rows_written")
+	b.ReportMetric(float64(t.Unchanged), "rows_unchanged_skipped")
+	b.ReportMetric(elapsed, "catchup_s")
+}
