@@ -212,16 +212,3 @@ func (s *stack) requireExact(t testing.TB, run *runstore.Run) {
 		t.Fatalf("Salesforce differs from the source:\n%s", rep)
 	}
 }
-
-func replays(sf *salesforcesim.Sim) int {
-	seen := map[string]bool{}
-	n := 0
-	for _, w := range sf.WriteLog() {
-		k := w.SObject + "/" + w.ExternalID
-		if seen[k] {
-			n++
-		}
-		seen[k] = true
-	}
-	return n
-}

@@ -8,6 +8,7 @@ import (
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
+	"github.com/sjbackfill/backfill/internal/sim/simcheck"
 	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
 )
 
@@ -39,7 +40,7 @@ func TestAWorkerKilledWithSIGKILLMidRunLosesAtMostOneBatchAndTheRunEndsExact(t *
 		t.Fatalf("no progress after the kill: %d then %d", killedAt.Progress.Done, run.Progress.Done)
 	}
 	// Only the learners stream was in flight; one collections batch is 200 rows.
-	if n := replays(s.sf); n > 200 {
+	if n := simcheck.Replays(s.sf); n > 200 {
 		t.Fatalf("the kill replayed %d record writes; at most one batch (200) may be", n)
 	} else {
 		t.Logf("records written twice after SIGKILL: %d (one batch at most: 200)", n)
@@ -65,7 +66,7 @@ func TestWorkerStopsGracefullyOnSIGTERMAndAnotherFinishesTheRunFromItsCheckpoint
 	startProcess(t, env, "worker")
 	run = s.waitRun(t, run.ID, 60*time.Second, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
 	s.requireExact(t, run)
-	if n := replays(s.sf); n != 0 {
+	if n := simcheck.Replays(s.sf); n != 0 {
 		t.Fatalf("a graceful stop replayed %d record writes; it must save the batch in hand", n)
 	}
 }

@@ -220,17 +220,3 @@ func (e *env) requireExactData(t *testing.T, domains ...string) {
 		t.Fatalf("Salesforce differs from the source:\n%s", rep)
 	}
 }
-
-// replays counts writes of records Salesforce had already accepted in this test.
-func replays(sf *salesforcesim.Sim) int {
-	seen := map[string]bool{}
-	n := 0
-	for _, w := range sf.WriteLog() {
-		k := w.SObject + "/" + w.ExternalID
-		if seen[k] {
-			n++
-		}
-		seen[k] = true
-	}
-	return n
-}

@@ -26,7 +26,7 @@ func TestFullRunEndsWithSalesforceEqualToTheSourceInEverySinkMode(t *testing.T) 
 			run := e.start(t, runstore.Scope{SinkMode: mode})
 			run = e.wait(t, run.ID, 60*time.Second)
 			e.requireExact(t, run)
-			if n := replays(e.sf); n != 0 {
+			if n := simcheck.Replays(e.sf); n != 0 {
 				t.Errorf("an undisturbed run wrote %d records twice", n)
 			}
 		})
@@ -62,7 +62,7 @@ func TestACrashAfterAnUpsertAndBeforeItsCheckpointReplaysOneBatchWithoutDuplicat
 	run := e.start(t, runstore.Scope{SinkMode: runstore.SinkCollections})
 	run = e.wait(t, run.ID, 90*time.Second)
 	e.requireExact(t, run)
-	n := replays(e.sf)
+	n := simcheck.Replays(e.sf)
 	if n == 0 || n > 2*200 {
 		t.Fatalf("two crashes replayed %d record writes; want some, at most one batch (200) each", n)
 	}
@@ -91,7 +91,7 @@ func TestGracefulShutdownMidSliceSavesTheCheckpointAndTheNextWorkerContinuesFrom
 	e.startWorker(t)
 	run = e.wait(t, run.ID, 60*time.Second)
 	e.requireExact(t, run)
-	if n := replays(e.sf); n != 0 {
+	if n := simcheck.Replays(e.sf); n != 0 {
 		t.Fatalf("the second worker rewrote %d records the first had committed; a graceful stop must lose nothing", n)
 	}
 	if len(e.sf.WriteLog()) <= writesBefore {

@@ -224,3 +224,18 @@ func show(v any) string {
 	}
 	return fmt.Sprint(v)
 }
+
+// Replays counts writes of records Salesforce had already accepted: after a crash, the
+// batch a worker wrote but did not checkpoint is written again.
+func Replays(sf *salesforcesim.Sim) int {
+	seen := map[string]bool{}
+	n := 0
+	for _, w := range sf.WriteLog() {
+		k := w.SObject + "/" + w.ExternalID
+		if seen[k] {
+			n++
+		}
+		seen[k] = true
+	}
+	return n
+}
