@@ -146,9 +146,11 @@ func (o *SourceObserver) Waited(d time.Duration) { o.waits.Observe(d.Seconds()) 
 // SinkObserver counts Salesforce calls and keeps the org's API budget. It implements
 // salesforce.Observer.
 type SinkObserver struct {
-	calls                *prometheus.CounterVec
-	duration             *prometheus.HistogramVec
-	used, max, remaining prometheus.Gauge
+	calls    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	// The budget gauges are vectors without labels so that they are absent, not zero, until
+	// a Salesforce answer has reported the budget: zero would read as "none left".
+	used, max, remaining *prometheus.GaugeVec
 }
 
 var _ salesforce.Observer = (*SinkObserver)(nil)
@@ -163,18 +165,18 @@ func newSinkObserver(reg prometheus.Registerer) *SinkObserver {
 			Name: "backfill_salesforce_request_duration_seconds", Buckets: callBuckets,
 			Help: "Salesforce API attempt durations by endpoint.",
 		}, []string{"endpoint"}),
-		used: prometheus.NewGauge(prometheus.GaugeOpts{
+		used: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "backfill_salesforce_api_requests_used",
 			Help: "The org's API requests used in the last 24 hours, from the last Sforce-Limit-Info header this process saw.",
-		}),
-		max: prometheus.NewGauge(prometheus.GaugeOpts{
+		}, nil),
+		max: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "backfill_salesforce_api_requests_max",
 			Help: "The org's daily API request allocation, from the last Sforce-Limit-Info header this process saw.",
-		}),
-		remaining: prometheus.NewGauge(prometheus.GaugeOpts{
+		}, nil),
+		remaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "backfill_salesforce_api_requests_remaining",
 			Help: "The org's API requests left in the last 24 hours' allocation (max - used).",
-		}),
+		}, nil),
 	}
 	reg.MustRegister(o.calls, o.duration, o.used, o.max, o.remaining)
 	return o
@@ -188,9 +190,9 @@ func (o *SinkObserver) ObserveCall(endpoint string, status int, d time.Duration)
 
 // ObserveUsage keeps the org's API usage.
 func (o *SinkObserver) ObserveUsage(used, max int) {
-	o.used.Set(float64(used))
-	o.max.Set(float64(max))
-	o.remaining.Set(float64(max - used))
+	o.used.WithLabelValues().Set(float64(used))
+	o.max.WithLabelValues().Set(float64(max))
+	o.remaining.WithLabelValues().Set(float64(max - used))
 }
 
 func statusLabel(status int) string {

@@ -307,6 +307,9 @@ func TestSinkObserverCountsSalesforceCallsAndTheAPIBudget(t *testing.T) {
 	t.Cleanup(func() { _ = sf.Close() })
 	tok := sf.MintTokens("api refresh_token")
 	m := metrics.New(metrics.Config{})
+	url := serve(t, m)
+	// Before any answer reported the budget it is unknown, not zero.
+	requireAbsent(t, scrape(t, url), "backfill_salesforce_api_requests")
 	c, err := salesforce.New(salesforce.Config{MaxRetries: -1, Observer: m.Sink(),
 		Tokens: salesforce.StaticTokens(salesforce.Credentials{AccessToken: tok.AccessToken, InstanceURL: tok.InstanceURL})})
 	if err != nil {
@@ -323,7 +326,7 @@ func TestSinkObserverCountsSalesforceCallsAndTheAPIBudget(t *testing.T) {
 		t.Fatal("the client saw no Sforce-Limit-Info")
 	}
 
-	got := scrape(t, serve(t, m))
+	got := scrape(t, url)
 
 	requireValue(t, got, `backfill_salesforce_requests_total{endpoint="describe",status="200"}`, 1)
 	requireValue(t, got, `backfill_salesforce_requests_total{endpoint="describe",status="404"}`, 1)
