@@ -170,23 +170,42 @@ func (s *Store) Create(ctx context.Context, m Meta, idempotencyKey string) (run 
 
 // Get reads a run.
 func (s *Store) Get(ctx context.Context, id string) (*Run, error) {
-	h, err := s.rdb.HGetAll(ctx, s.runKey(id)).Result()
+	runs, err := s.read(ctx, []string{id})
 	if err != nil {
-		return nil, fmt.Errorf("read run %s: %w", id, err)
+		return nil, err
 	}
-	if len(h) == 0 {
+	if runs[0] == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	r, err := decodeRun(h)
-	if err != nil {
-		return nil, fmt.Errorf("decode run %s: %w", id, err)
+	return runs[0], nil
+}
+
+// read reads runs in one round trip; a run that does not exist comes back nil.
+func (s *Store) read(ctx context.Context, ids []string) ([]*Run, error) {
+	pipe := s.rdb.Pipeline()
+	hashes := make([]*redis.MapStringStringCmd, len(ids))
+	rates := make([]*redis.StringSliceCmd, len(ids))
+	for i, id := range ids {
+		hashes[i] = pipe.HGetAll(ctx, s.runKey(id))
+		rates[i] = pipe.LRange(ctx, s.rateKey(id), 0, -1)
 	}
-	samples, err := s.rdb.LRange(ctx, s.rateKey(id), 0, -1).Result()
-	if err != nil {
-		return nil, fmt.Errorf("read run %s rate: %w", id, err)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read runs: %w", err)
 	}
-	r.Progress = progressFrom(r.Progress, samples, r.State, s.opts.Now())
-	return r, nil
+	runs := make([]*Run, len(ids))
+	for i, id := range ids {
+		h := hashes[i].Val()
+		if len(h) == 0 {
+			continue
+		}
+		r, err := decodeRun(h)
+		if err != nil {
+			return nil, fmt.Errorf("decode run %s: %w", id, err)
+		}
+		r.Progress = progressFrom(r.Progress, rates[i].Val(), r.State, s.opts.Now())
+		runs[i] = r
+	}
+	return runs, nil
 }
 
 func decodeRun(h map[string]string) (*Run, error) {
@@ -314,18 +333,17 @@ func (s *Store) List(ctx context.Context, limit int) ([]*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
-	runs := make([]*Run, 0, len(ids))
-	for _, id := range ids {
-		r, err := s.Get(ctx, id)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		runs = append(runs, r)
+	runs, err := s.read(ctx, ids)
+	if err != nil {
+		return nil, err
 	}
-	return runs, nil
+	out := runs[:0]
+	for _, r := range runs {
+		if r != nil {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 var claimScript = redis.NewScript(`
