@@ -30,7 +30,7 @@ type lateHandler struct{ h http.Handler }
 func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { l.h.ServeHTTP(w, r) }
 
 // start runs the real API with the UI mounted at /monitoring.
-func start(t *testing.T, cfg monitoring.Config) *apitest.Env {
+func start(t testing.TB, cfg monitoring.Config) *apitest.Env {
 	t.Helper()
 	mount := &lateHandler{}
 	e := apitest.Start(t, apitest.Options{Users: 20, Mounts: func(d *httpapi.Deps) { d.Monitoring = mount }})

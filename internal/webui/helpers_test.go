@@ -36,7 +36,7 @@ type testEnv struct {
 	browser *http.Client
 }
 
-func setup(t *testing.T, users int) *testEnv {
+func setup(t testing.TB, users int) *testEnv {
 	t.Helper()
 	page, oauth := &lateHandler{}, &lateHandler{}
 	e := apitest.Start(t, apitest.Options{Users: users, Mounts: func(d *httpapi.Deps) {
@@ -77,7 +77,7 @@ type page struct {
 // request sends what a browser on the page sends: Basic credentials with the token as the
 // password and, for a POST, a same-origin form. header entries replace those defaults; an
 // empty value removes one.
-func (e *testEnv) request(t *testing.T, method, path string, form url.Values, header ...string) page {
+func (e *testEnv) request(t testing.TB, method, path string, form url.Values, header ...string) page {
 	t.Helper()
 	var body io.Reader
 	if form != nil {
@@ -112,7 +112,7 @@ func (e *testEnv) request(t *testing.T, method, path string, form url.Values, he
 	return page{status: resp.StatusCode, header: resp.Header, body: string(raw)}
 }
 
-func (e *testEnv) get(t *testing.T, path string) page { return e.request(t, http.MethodGet, path, nil) }
+func (e *testEnv) get(t testing.TB, path string) page { return e.request(t, http.MethodGet, path, nil) }
 
 func (e *testEnv) post(t *testing.T, path string, form url.Values) page {
 	if form == nil {
@@ -121,7 +121,7 @@ func (e *testEnv) post(t *testing.T, path string, form url.Values) page {
 	return e.request(t, http.MethodPost, path, form)
 }
 
-func (p page) requireStatus(t *testing.T, want int) page {
+func (p page) requireStatus(t testing.TB, want int) page {
 	t.Helper()
 	if p.status != want {
 		t.Fatalf("status %d, want %d; body:\n%s", p.status, want, p.body)
