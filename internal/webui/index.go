@@ -28,14 +28,13 @@ const envMyDomain = "mydomain"
 
 // indexView is the main page.
 type indexView struct {
-	Layout  layout
-	Status  statusView
-	Form    settingsForm
-	Saved   settings.Settings
-	Notice  string
-	Alert   *pageError
-	Runs    runsTable
-	Objects []string
+	Layout layout
+	Status statusView
+	Form   settingsForm
+	Saved  settings.Settings
+	Notice string
+	Alert  *pageError
+	Runs   runsTable
 	// IdempotencyKey makes a double-clicked or resubmitted Backfill start one run.
 	IdempotencyKey string
 }
@@ -103,7 +102,7 @@ var notices = map[string]string{
 
 func (h *Handler) renderIndex(w http.ResponseWriter, r *http.Request, s indexState) {
 	ctx := r.Context()
-	v := indexView{Layout: h.layout("Skilljar → Salesforce backfill"), Objects: h.cfg.Objects, IdempotencyKey: newKey()}
+	v := indexView{Layout: h.layout("Skilljar → Salesforce backfill"), IdempotencyKey: newKey()}
 	if r.Method == http.MethodGet {
 		for key, text := range notices {
 			if r.URL.Query().Get(key) == "1" {

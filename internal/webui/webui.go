@@ -14,7 +14,6 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -308,7 +307,6 @@ func templateFuncs(assetVersion string) template.FuncMap {
 		"rate":     formatRate,
 		"eta":      formatETA,
 		"join":     strings.Join,
-		"contains": slices.Contains[[]string],
 		"terminal": func(s runstore.State) bool { return s.Terminal() },
 	}
 }
