@@ -16,6 +16,7 @@ import (
 
 	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/httpapi/apitest"
+	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/settings"
 	"github.com/sjbackfill/backfill/internal/webui"
@@ -184,6 +185,11 @@ func TestInvalidSettingsAreRefusedFieldByFieldAndNothingIsSaved(t *testing.T) {
 func TestFormsFromAnotherOriginAreRefusedAndChangeNothing(t *testing.T) {
 	t.Parallel()
 	e := setup(t, 10)
+	run, _, err := e.Engine.Start(e.Ctx, pipeline.StartRequest{Trigger: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueued := e.Enqueued(t)
 	for _, tc := range []struct {
 		name   string
 		header []string
@@ -191,7 +197,7 @@ func TestFormsFromAnotherOriginAreRefusedAndChangeNothing(t *testing.T) {
 		{"cross-site fetch metadata", []string{"Sec-Fetch-Site", "cross-site"}},
 		{"foreign Origin without fetch metadata", []string{"Sec-Fetch-Site", "", "Origin", "https://evil.example"}},
 	} {
-		for _, path := range []string{"/settings", "/backfills"} {
+		for _, path := range []string{"/settings", "/backfills", "/runs/" + run.ID + "/cancel"} {
 			p := e.request(t, http.MethodPost, path, validForm(e), tc.header...)
 			if p.status != http.StatusForbidden {
 				t.Fatalf("POST %s with %s: %d, want 403", path, tc.name, p.status)
@@ -201,8 +207,11 @@ func TestFormsFromAnotherOriginAreRefusedAndChangeNothing(t *testing.T) {
 	if got, _ := e.Settings.Get(e.Ctx); got.UpdatedAt != nil {
 		t.Fatalf("a cross-origin form saved settings: %+v", got)
 	}
-	if n := e.Enqueued(t); n != 0 {
-		t.Fatalf("a cross-origin form enqueued %d tasks", n)
+	if n := e.Enqueued(t); n != enqueued {
+		t.Fatalf("cross-origin forms enqueued %d tasks", n-enqueued)
+	}
+	if st := e.onlyRun(t).State; st != runstore.Queued {
+		t.Fatalf("a cross-origin cancel moved the run to %s", st)
 	}
 	// The same forms from the page itself go through.
 	e.post(t, "/settings", validForm(e)).requireRedirect(t, "/?saved=1")
