@@ -51,6 +51,7 @@ type devStack struct {
 
 	cancel   context.CancelFunc
 	stopTick func()
+	closers  []func()
 	wg       sync.WaitGroup
 	errs     chan error
 }
@@ -142,6 +143,7 @@ func startDev(ctx context.Context, o devOptions, getenv func(string) string, std
 		_ = ln.Close()
 		return nil, err
 	}
+	d.closers = append(d.closers, d.api.Close)
 	runCtx, cancel := context.WithCancel(ctx)
 	d.cancel = cancel
 	d.run("api", func() error { return service.Serve(runCtx, ln, d.api.Handler, log.With().Str("role", "api").Logger()) })
@@ -250,6 +252,9 @@ func (d *devStack) close() {
 		d.stopTick()
 	}
 	d.wg.Wait()
+	for _, c := range d.closers {
+		c()
+	}
 	if d.parts != nil {
 		d.parts.Close()
 	}

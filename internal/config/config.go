@@ -55,6 +55,7 @@ var Vars = []Var{
 	{Name: "BACKFILL_MAPPING_FILE", Roles: []string{RoleAPI, RoleWorker}, Doc: "Field mapping file replacing the embedded default for the Skilljar managed package."},
 	{Name: "BACKFILL_WORKER_CONCURRENCY", Roles: []string{RoleWorker}, Default: "4", Doc: "Slices one worker process runs at once."},
 	{Name: "BACKFILL_SLICE_SECONDS", Roles: []string{RoleWorker}, Default: "60", Doc: "How long a slice works before it checkpoints and hands over."},
+	{Name: "BACKFILL_METRICS_ADDR", Roles: []string{RoleWorker}, Doc: "Address a worker serves its own /metrics on (its Skilljar and Salesforce calls and rate-limit waits); empty serves none. The api serves the queues and runs at /metrics."},
 	{Name: "BACKFILL_MONITORING_READONLY", Roles: []string{RoleAPI}, Default: "false", Doc: "true makes the asynq UI at /monitoring read-only."},
 	{Name: "PROMETHEUS_URL", Roles: []string{RoleAPI}, Doc: "Prometheus server the asynq UI reads time series from."},
 	{Name: "LOG_LEVEL", Default: "info", Doc: "debug, info, warn or error."},
@@ -80,6 +81,7 @@ type Config struct {
 	CatchupCron           string
 	MappingFile           string
 	WorkerConcurrency     int
+	MetricsAddr           string
 	SliceDuration         time.Duration
 	MonitoringReadOnly    bool
 	PrometheusURL         string
@@ -120,6 +122,7 @@ func Load(role string, getenv func(string) string) (Config, error) {
 		SalesforceAPIVersion: get("SALESFORCE_API_VERSION"), APIToken: get("BACKFILL_API_TOKEN"),
 		HTTPAddr: get("BACKFILL_HTTP_ADDR"), CatchupCron: get("BACKFILL_CATCHUP_CRON"),
 		MappingFile: get("BACKFILL_MAPPING_FILE"), PrometheusURL: get("PROMETHEUS_URL"), LogLevel: get("LOG_LEVEL"),
+		MetricsAddr: get("BACKFILL_METRICS_ADDR"),
 	}
 	var err error
 	if c.RedisURL != "" {

@@ -283,6 +283,9 @@ func (s *slice) plan(ctx context.Context) error {
 		}
 		domains = dedupeSorted(domains)
 	}
+	if sc.LinkContacts && s.e.Contacts == nil {
+		return &PreflightError{Problems: []string{"Link Contacts is on but this engine has no Salesforce client for Contacts; turn Link Contacts off or configure the Salesforce connection"}}
+	}
 	if err := Preflight(ctx, s.e.Sink, s.e.Mapping, objects, sc); err != nil {
 		return err
 	}

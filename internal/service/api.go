@@ -13,7 +13,9 @@ import (
 	"github.com/sjbackfill/backfill/internal/config"
 	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/httpapi"
+	"github.com/sjbackfill/backfill/internal/monitoring"
 	"github.com/sjbackfill/backfill/internal/settings"
+	"github.com/sjbackfill/backfill/internal/webui"
 )
 
 // API is the HTTP side: the JSON API, the OAuth connect flow and the mounted operator pages.
@@ -21,7 +23,11 @@ type API struct {
 	Handler    http.Handler
 	Settings   *settings.Store
 	Authorizer *connection.Authorizer
+	monitoring *monitoring.Handler
 }
+
+// Close releases the asynq UI's Redis connections.
+func (a *API) Close() { _ = a.monitoring.Close() }
 
 // NewAPI builds the HTTP handler of the api role.
 func NewAPI(p *Parts) (*API, error) {
@@ -56,14 +62,31 @@ func NewAPI(p *Parts) (*API, error) {
 			p.Log.Info().Int("runs", n).Msg("resumed runs that were waiting for Salesforce authentication")
 		}
 	})
-	h, err := httpapi.New(httpapi.Config{Token: p.Config.APIToken}, httpapi.Deps{
-		Runs: p.Engine, Ledger: p.Store, Settings: st, Redis: p.Redis, Connection: auth,
-		Logger: p.Log, OAuth: auth.Handler(),
+	var domains webui.DomainLister
+	if p.Skilljar != nil { // a nil client must not become a non-nil interface
+		domains = p.Skilljar
+	}
+	page, err := webui.New(webui.Config{}, webui.Deps{
+		Runs: p.Engine, Ledger: p.Store, Settings: st, Domains: domains, Connection: auth, Logger: p.Log,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &API{Handler: h, Settings: st, Authorizer: auth}, nil
+	mon, err := monitoring.New(monitoring.Config{
+		Redis: p.RedisOpt, ReadOnly: p.Config.MonitoringReadOnly, PrometheusURL: p.Config.PrometheusURL,
+	}, p.Store)
+	if err != nil {
+		return nil, err
+	}
+	h, err := httpapi.New(httpapi.Config{Token: p.Config.APIToken}, httpapi.Deps{
+		Runs: p.Engine, Ledger: p.Store, Settings: st, Redis: p.Redis, Connection: auth,
+		Logger: p.Log, OAuth: auth.Handler(), Page: page, Monitoring: mon, Metrics: p.Metrics.Handler(),
+	})
+	if err != nil {
+		_ = mon.Close()
+		return nil, err
+	}
+	return &API{Handler: h, Settings: st, Authorizer: auth, monitoring: mon}, nil
 }
 
 // shutdownGrace is how long in-flight requests get after SIGTERM.
@@ -101,6 +124,7 @@ func RunAPI(ctx context.Context, p *Parts) error {
 	if err != nil {
 		return err
 	}
+	defer api.Close()
 	ln, err := net.Listen("tcp", p.Config.HTTPAddr)
 	if err != nil {
 		return &config.Error{Var: "BACKFILL_HTTP_ADDR", Expect: fmt.Sprintf("cannot listen on %q: %v", p.Config.HTTPAddr, err)}

@@ -5,6 +5,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/hibiken/asynq"
@@ -14,6 +15,7 @@ import (
 	"github.com/sjbackfill/backfill/internal/config"
 	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/mapping"
+	"github.com/sjbackfill/backfill/internal/metrics"
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/ratelimit"
 	"github.com/sjbackfill/backfill/internal/runstore"
@@ -36,6 +38,10 @@ type Parts struct {
 	Salesforce *salesforce.Client
 	Queue      *asynq.Client
 	Engine     *pipeline.Engine
+	// Metrics counts this process's Skilljar and Salesforce calls; the api role also
+	// exports the queues and runs from Redis.
+	Metrics   *metrics.Metrics
+	inspector *asynq.Inspector
 }
 
 // Build connects to Redis and builds the clients and the engine.
@@ -49,6 +55,14 @@ func Build(cfg config.Config, log zerolog.Logger) (*Parts, error) {
 		return nil, fmt.Errorf("REDIS_URL: unsupported connection type %T", opt.MakeRedisClient())
 	}
 	p := &Parts{Config: cfg, Log: log, RedisOpt: opt, Redis: rdb, Store: runstore.New(rdb, runstore.Options{})}
+	mcfg := metrics.Config{Logger: log}
+	if cfg.Role == config.RoleAPI {
+		// Queues and runs live in the shared Redis: one role exports them, or every
+		// process would report the same numbers.
+		p.inspector = asynq.NewInspector(opt)
+		mcfg.Queues, mcfg.Runs = p.inspector, p.Store
+	}
+	p.Metrics = metrics.New(mcfg)
 	m := mapping.Default()
 	if cfg.MappingFile != "" {
 		if m, err = mapping.Load(cfg.MappingFile); err != nil {
@@ -63,14 +77,15 @@ func Build(cfg config.Config, log zerolog.Logger) (*Parts, error) {
 			ClientID: cfg.SalesforceClientID, ClientSecret: cfg.SalesforceClientSecret, Logger: log,
 			OnEvent: p.Connection.EventRecorder(log),
 		})
-		if p.Salesforce, err = salesforce.New(salesforce.Config{APIVersion: cfg.SalesforceAPIVersion, Tokens: p.Tokens}); err != nil {
+		if p.Salesforce, err = salesforce.New(salesforce.Config{APIVersion: cfg.SalesforceAPIVersion, Tokens: p.Tokens, Observer: p.Metrics.Sink()}); err != nil {
 			return nil, err
 		}
 	}
 	if cfg.SkilljarAPIKey != "" {
 		p.Skilljar, err = skilljar.New(skilljar.Config{
 			BaseURL: cfg.SkilljarBaseURL, APIKey: cfg.SkilljarAPIKey,
-			Limiter: ratelimit.New(rdb, "bf:ratelimit:skilljar", cfg.SkilljarRateLimit),
+			Limiter:  ratelimit.New(rdb, "bf:ratelimit:skilljar", cfg.SkilljarRateLimit),
+			Observer: p.Metrics.Source(),
 		})
 		if err != nil {
 			return nil, err
@@ -96,6 +111,9 @@ func Build(cfg config.Config, log zerolog.Logger) (*Parts, error) {
 
 // Close releases the connections.
 func (p *Parts) Close() {
+	if p.inspector != nil {
+		_ = p.inspector.Close()
+	}
 	_ = p.Queue.Close()
 	_ = p.Redis.Close()
 }
@@ -135,7 +153,20 @@ func RunWorker(ctx context.Context, p *Parts) error {
 	srv := worker.NewServer(p.RedisOpt, worker.Config{Concurrency: p.Config.WorkerConcurrency}, p.Log)
 	worker.Register(srv.Mux(), p.WorkerDeps(srv))
 	p.Log.Info().Int("concurrency", p.Config.WorkerConcurrency).Msg("worker started")
-	return srv.Run(ctx)
+	if p.Config.MetricsAddr == "" {
+		return srv.Run(ctx)
+	}
+	// Workers make the Skilljar and Salesforce calls: their counters are served here.
+	ln, err := net.Listen("tcp", p.Config.MetricsAddr)
+	if err != nil {
+		return &config.Error{Var: "BACKFILL_METRICS_ADDR", Expect: fmt.Sprintf("cannot listen on %q: %v", p.Config.MetricsAddr, err)}
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- Serve(ctx, ln, p.Metrics.Handler(), p.Log) }()
+	if err := srv.Run(ctx); err != nil {
+		return err
+	}
+	return <-errc
 }
 
 // Settings is the settings store, checking domains against Skilljar when a key is set.

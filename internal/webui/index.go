@@ -292,7 +292,7 @@ func (h *Handler) startBackfill(w http.ResponseWriter, r *http.Request) {
 	st, err := h.d.Settings.Get(r.Context())
 	if err == nil {
 		_, _, err = h.d.Runs.Start(r.Context(), pipeline.StartRequest{
-			Kind: runstore.KindBackfill, Scope: scopeOf(st, r.PostForm.Get("dry_run") != ""),
+			Kind: runstore.KindBackfill, Scope: backfillScope(st, r.PostForm.Get("dry_run") != ""),
 			Trigger: "page", IdempotencyKey: key,
 		})
 	}
@@ -303,10 +303,9 @@ func (h *Handler) startBackfill(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/?started=1#runs", http.StatusSeeOther)
 }
 
-// scopeOf is what a Backfill click covers: everything the saved settings allow.
-func scopeOf(st settings.Settings, dryRun bool) runstore.Scope {
-	return runstore.Scope{
-		Domains: st.Domains, Objects: st.Objects, DryRun: dryRun, SinkMode: st.SinkMode,
-		LinkContacts: st.LinkContacts, CreateContacts: st.CreateContacts, ContactMatch: st.ContactMatch,
-	}
+// backfillScope is what a Backfill click covers: everything the saved settings allow.
+func backfillScope(st settings.Settings, dryRun bool) runstore.Scope {
+	sc := st.Scope()
+	sc.DryRun = dryRun
+	return sc
 }

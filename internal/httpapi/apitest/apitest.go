@@ -112,7 +112,7 @@ func Start(t testing.TB, o Options) *Env {
 	t.Cleanup(func() { _ = e.Inspector.Close() })
 	e.Store = runstore.New(e.RDB, runstore.Options{})
 	if e.Engine, err = pipeline.New(pipeline.Config{}, pipeline.Deps{
-		Store: e.Store, Source: src, Sink: sink, Enqueuer: queue, Logger: e.logger,
+		Store: e.Store, Source: src, Sink: sink, Contacts: sink, Enqueuer: queue, Logger: e.logger,
 	}); err != nil {
 		t.Fatal(err)
 	}
