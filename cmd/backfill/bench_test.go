@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -73,6 +74,11 @@ func fullBackfill(b *testing.B, users int) {
 	b.ReportMetric(float64(total.Written), "rows")
 	b.ReportMetric(float64(rss)/(1<<20), "worker_peak_rss_MiB")
 	b.ReportMetric(elapsed, "s")
+	// Both simulators live in this process, holding the whole org on each side.
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "sims_heap_MiB")
 }
 
 func BenchmarkFullBackfill20k(b *testing.B)  { fullBackfill(b, 20000) }
