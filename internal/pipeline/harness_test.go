@@ -1,9 +1,11 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +33,26 @@ type options struct {
 	rateLimit string
 	// wrapSink lets a test put itself between the engine and Salesforce.
 	wrapSink func(pipeline.Sink) pipeline.Sink
+	// logTo, when set, receives the engine's JSON logs at debug level.
+	logTo io.Writer
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // env is a private Redis, both simulators over real HTTP, the real clients and an engine.
@@ -58,6 +80,9 @@ func setup(t *testing.T, o options) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{ctx: ctx, redis: redistest.Start(t), log: testLogger(t)}
+	if o.logTo != nil {
+		e.log = zerolog.New(o.logTo).Level(zerolog.DebugLevel)
+	}
 	var err error
 	if o.skilljar.Users == 0 {
 		o.skilljar.Users = 120

@@ -408,7 +408,7 @@ func (s *slice) fetchProgress(ctx context.Context, j int, lp *learnerPage, allow
 	entries, err := s.e.Source.UserProgress(ctx, userID)
 	if errors.Is(err, skilljar.ErrNotFound) {
 		// The learner was deleted between the list and this call: nothing left to copy.
-		s.log.Info().Str("user_id", userID).Msg("learner vanished before its progress was read")
+		s.logger().Info().Str("user_id", userID).Msg("learner vanished before its progress was read")
 		return fetched{learner: j}
 	}
 	if err != nil {

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -319,5 +320,33 @@ func TestRejectedRecordsLandInTheLedgerAndARetryRunDrivesThemIn(t *testing.T) {
 	}
 	if got := retry.Total(); got.Rejected != 0 || got.Written != total {
 		t.Fatalf("retry counters %+v; want all %d ledger rows written", got, total)
+	}
+}
+
+func TestEveryLogLineOfAStreamCarriesTheRunStreamTaskAndPage(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	e := setup(t, options{logTo: &logs})
+	e.startWorker(t)
+	run := e.wait(t, e.start(t, runstore.Scope{}).ID, 60*time.Second)
+	e.requireExact(t, run)
+	lines := 0
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if entry["stream"] == nil {
+			continue // run-level lines: queued, preflight
+		}
+		lines++
+		for _, k := range []string{"run_id", "task_id", "page"} {
+			if entry[k] == nil {
+				t.Fatalf("stream log line without %s: %s", k, line)
+			}
+		}
+	}
+	if lines == 0 {
+		t.Fatal("no stream log lines at debug level: the test proves nothing")
 	}
 }

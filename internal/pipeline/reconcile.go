@@ -38,7 +38,7 @@ func (s *slice) finish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info().Str("verdict", sm.Verdict).Msg(sm.Message)
+	s.logger().Info().Str("verdict", sm.Verdict).Msg(sm.Message)
 	return nil
 }
 

@@ -2,10 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -39,10 +41,41 @@ type slice struct {
 	fence  int64
 	seq    int64
 	taskID string
-	log    zerolog.Logger
+	// log carries the run, slice and task ids, and the stream and page being worked on.
+	log zerolog.Logger
+	// streamLog is log for the current stream, before the page field.
+	streamLog zerolog.Logger
+	logMu     sync.Mutex
 	// stop is closed when the worker is shutting down: finish the batch in hand, commit, stop.
 	stop     <-chan struct{}
 	deadline time.Time
+}
+
+// logger is the slice's logger; the writer goroutine moves its page field.
+func (s *slice) logger() *zerolog.Logger {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	l := s.log
+	return &l
+}
+
+// setStream points the logger at a stream, on the page its checkpoint is at.
+func (s *slice) setStream(l zerolog.Logger, checkpoint []byte) {
+	s.logMu.Lock()
+	s.streamLog = l
+	s.logMu.Unlock()
+	s.setPage(checkpoint)
+}
+
+// setPage puts the page a checkpoint is at (every cursor counts its pages) on the logger.
+func (s *slice) setPage(checkpoint []byte) {
+	var cp struct {
+		Pages int `json:"pages"`
+	}
+	_ = json.Unmarshal(checkpoint, &cp)
+	s.logMu.Lock()
+	s.log = s.streamLog.With().Int("page", cp.Pages+1).Logger()
+	s.logMu.Unlock()
 }
 
 // timeUp reports whether the slice should stop after the batch in hand.
@@ -79,7 +112,7 @@ func (e *Engine) RunSlice(ctx context.Context, p jobs.SlicePayload, taskID strin
 	if err != nil {
 		return err
 	}
-	s := &slice{e: e, run: run, fence: fence, seq: p.Seq, taskID: taskID, log: log, stop: stop,
+	s := &slice{e: e, run: run, fence: fence, seq: p.Seq, taskID: taskID, log: log, streamLog: log, stop: stop,
 		deadline: time.Now().Add(e.cfg.SliceDuration)}
 	return s.execute(ctx)
 }
@@ -113,14 +146,14 @@ func (s *slice) execute(ctx context.Context) error {
 	base := s.log
 	for s.run.Current < len(s.run.Streams) {
 		st := s.run.Streams[s.run.Current]
-		s.log = base.With().Str("stream", st.Name).Logger()
+		s.setStream(base.With().Str("stream", st.Name).Logger(), st.Checkpoint)
 		state, err := s.advance(ctx, s.run.Current)
 		if err != nil {
 			return s.handle(ctx, err)
 		}
 		if state != runstore.Running {
 			// Paused or cancelled while the batch was in flight: park the chain.
-			s.log.Info().Str("state", string(state)).Msg("run stopped by operator after the batch in hand")
+			s.logger().Info().Str("state", string(state)).Msg("run stopped by operator after the batch in hand")
 			return ignoreFenced(s.e.Store.HandOver(ctx, s.run.ID, s.fence, s.seq))
 		}
 		if !s.run.Streams[s.run.Current].Done {
@@ -146,7 +179,7 @@ func (s *slice) handOver(ctx context.Context, delay time.Duration) error {
 	if err := s.e.enqueue(ctx, s.run.ID, s.seq+1, s.run.Kind, delay); err != nil {
 		return fmt.Errorf("enqueue continuation of run %s: %w", s.run.ID, err)
 	}
-	s.log.Debug().Dur("delay", delay).Msg("handed over to the next slice")
+	s.logger().Debug().Dur("delay", delay).Msg("handed over to the next slice")
 	return ignoreFenced(s.e.Store.HandOver(ctx, s.run.ID, s.fence, s.seq))
 }
 
@@ -206,7 +239,7 @@ func (s *slice) handle(ctx context.Context, err error) error {
 	var rateLimited *skilljar.RateLimitedError
 	switch {
 	case errors.Is(err, runstore.ErrFenced):
-		s.log.Warn().Msg("another slice took over the run; this one stops without writing")
+		s.logger().Warn().Msg("another slice took over the run; this one stops without writing")
 		return nil
 	case errors.Is(err, salesforce.ErrAuth):
 		return s.park(ctx, runstore.WaitingForAuth, "auth_lost",
@@ -223,7 +256,7 @@ func (s *slice) handle(ctx context.Context, err error) error {
 	case errors.As(err, &rateLimited):
 		return fmt.Errorf("%w: %v", ErrRetryLater, err)
 	}
-	s.log.Warn().Err(err).Msg("slice failed; asynq retries it from the checkpoint")
+	s.logger().Warn().Err(err).Msg("slice failed; asynq retries it from the checkpoint")
 	return err
 }
 
@@ -235,7 +268,7 @@ func (s *slice) park(ctx context.Context, to runstore.State, kind, msg string, c
 	if err != nil && !errors.Is(err, runstore.ErrBadTransition) {
 		return ignoreFenced(err)
 	}
-	s.log.Warn().Err(cause).Str("state", string(to)).Msg(msg)
+	s.logger().Warn().Err(cause).Str("state", string(to)).Msg(msg)
 	return ignoreFenced(s.e.Store.HandOver(ctx, s.run.ID, s.fence, s.seq))
 }
 
@@ -247,7 +280,7 @@ func (s *slice) fail(ctx context.Context, msg string, cause error) error {
 	if err != nil && !errors.Is(err, runstore.ErrBadTransition) {
 		return ignoreFenced(err)
 	}
-	s.log.Error().Err(cause).Msg("run failed")
+	s.logger().Error().Err(cause).Msg("run failed")
 	return ignoreFenced(s.e.Store.HandOver(ctx, s.run.ID, s.fence, s.seq))
 }
 
@@ -257,7 +290,7 @@ func (s *slice) event(ctx context.Context, level, kind, msg string) {
 		ev.Stream = s.run.Streams[s.run.Current].Name
 	}
 	if err := s.e.Store.AddEvent(ctx, s.run.ID, ev); err != nil {
-		s.log.Warn().Err(err).Msg("could not log event")
+		s.logger().Warn().Err(err).Msg("could not log event")
 	}
 }
 
@@ -354,7 +387,7 @@ func (s *slice) savePlan(ctx context.Context, p runstore.Plan, total int64) erro
 		msg += "; " + strings.Join(p.Notes, "; ")
 	}
 	s.event(ctx, "info", "planned", msg)
-	s.log.Info().Int("streams", len(p.Streams)).Int64("total", total).Msg(msg)
+	s.logger().Info().Int("streams", len(p.Streams)).Int64("total", total).Msg(msg)
 	run, err := s.e.Store.Get(ctx, s.run.ID)
 	if err != nil {
 		return err

@@ -235,7 +235,7 @@ func (s *slice) commitTally(ctx context.Context, i int, c runstore.Commit, t *ta
 	state, err := s.commitRaw(ctx, i, c)
 	if err == nil && len(t.hashes) > 0 {
 		if herr := s.e.Store.SetRowHashes(ctx, t.sobject, t.hashes); herr != nil {
-			s.log.Warn().Err(herr).Msg("row hashes not saved; the next catch-up rewrites those rows")
+			s.logger().Warn().Err(herr).Msg("row hashes not saved; the next catch-up rewrites those rows")
 		}
 	}
 	return state, err
@@ -253,6 +253,12 @@ func (s *slice) commitRaw(ctx context.Context, i int, c runstore.Commit) (runsto
 	raw, _ := json.Marshal(c.Checkpoint)
 	s.run.Streams[i].Checkpoint = raw
 	s.run.Streams[i].Done = c.StreamDone
+	ev := s.logger().Debug()
+	for obj, n := range c.Counters {
+		ev = ev.Int64(obj+"_read", n.Read)
+	}
+	ev.Int64("learners_done", c.ProgressDone).Bool("stream_done", c.StreamDone).Msg("checkpoint saved")
+	s.setPage(raw)
 	return state, nil
 }
 
