@@ -432,11 +432,29 @@ func TestConnectionStatusAndDisconnect(t *testing.T) {
 	}
 }
 
+func TestConnectionEventsListTheConnectionsActivity(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, apitest.Options{})
+	for _, kind := range []string{connection.EventConnected, connection.EventNeedsReauth} {
+		if err := e.Connection.AddEvent(e.Ctx, kind, "event "+kind); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var list httpapi.ConnectionEventList
+	r := e.Do(t, http.MethodGet, "/v1/connection/events?limit=10", nil)
+	requireStatus(t, r, http.StatusOK)
+	if r.JSON(t, &list); len(list.Events) != 2 || list.Events[0].Kind != connection.EventNeedsReauth || list.Events[1].Message != "event "+connection.EventConnected {
+		t.Fatalf("events %+v", list.Events)
+	}
+	requireError(t, e.Do(t, http.MethodGet, "/v1/connection/events?limit=0", nil), http.StatusBadRequest, httpapi.CodeInvalidValue, "limit")
+}
+
 func TestConnectionRoutesSayWhenNoConnectionIsConfigured(t *testing.T) {
 	t.Parallel()
 	e := apitest.Start(t, apitest.Options{NoConnection: true})
 	requireError(t, e.Do(t, http.MethodGet, "/v1/connection", nil), http.StatusServiceUnavailable, httpapi.CodeNotConfigured, "")
 	requireError(t, e.Do(t, http.MethodDelete, "/v1/connection", nil), http.StatusServiceUnavailable, httpapi.CodeNotConfigured, "")
+	requireError(t, e.Do(t, http.MethodGet, "/v1/connection/events", nil), http.StatusServiceUnavailable, httpapi.CodeNotConfigured, "")
 }
 
 func TestWrongMethodAnswers405WithAllowAndUnknownRoutes404(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/settings"
@@ -333,6 +334,31 @@ func (s *Server) getConnection(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+// ConnectionEventList is the body of GET /v1/connection/events.
+type ConnectionEventList struct {
+	Events []connection.Event `json:"events"`
+}
+
+func (s *Server) connectionEvents(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.connection()
+	if err != nil {
+		return err
+	}
+	limit, err := queryInt(r, "limit", defaultEventsLimit, 1, maxLimit)
+	if err != nil {
+		return err
+	}
+	events, err := c.Events(r.Context(), limit)
+	if err != nil {
+		return err
+	}
+	if events == nil {
+		events = []connection.Event{}
+	}
+	writeJSON(w, http.StatusOK, ConnectionEventList{Events: events})
 	return nil
 }
 

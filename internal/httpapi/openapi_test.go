@@ -142,7 +142,8 @@ func TestOpenAPISchemasListTheFieldsTheServerSends(t *testing.T) {
 		"StreamStatus": runstore.StreamStatus{}, "Counters": runstore.Counters{}, "Progress": runstore.Progress{},
 		"Summary": runstore.Summary{}, "ObjectSummary": runstore.ObjectSummary{}, "Event": runstore.Event{},
 		"Rejected": runstore.Rejected{}, "Sample": runstore.Sample{}, "Settings": settings.Settings{},
-		"ConnectionStatus": connection.Status{},
+		"ConnectionStatus": connection.Status{}, "ConnectionEventList": httpapi.ConnectionEventList{},
+		"ConnectionEvent": connection.Event{},
 	}
 	for name, v := range types {
 		schema, ok := doc.Components.Schemas[name]

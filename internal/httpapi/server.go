@@ -48,6 +48,9 @@ type Connection interface {
 	Status(ctx context.Context) (connection.Status, error)
 	// Disconnect revokes the grant at Salesforce and forgets the tokens.
 	Disconnect(ctx context.Context) error
+	// Events returns the connection's activity log (connected, refreshed, needs_reauth...),
+	// newest first.
+	Events(ctx context.Context, limit int) ([]connection.Event, error)
 }
 
 // Pinger answers whether Redis is reachable; every go-redis client is one.
@@ -140,6 +143,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		{method: http.MethodPut, pattern: "/v1/settings", handle: s.putSettings},
 		{method: http.MethodGet, pattern: "/v1/connection", handle: s.getConnection},
 		{method: http.MethodDelete, pattern: "/v1/connection", handle: s.deleteConnection},
+		{method: http.MethodGet, pattern: "/v1/connection/events", handle: s.connectionEvents},
 	}
 	s.handler = s.logRequests(s.crossOriginProtection().Handler(s.mux()))
 	return s, nil
