@@ -156,6 +156,16 @@ func (w *pageWriter) send(b batch) bool {
 	}
 }
 
+// isStopped reports whether the writer takes no more batches.
+func (w *pageWriter) isStopped() bool {
+	select {
+	case <-w.stopped:
+		return true
+	default:
+		return false
+	}
+}
+
 // close waits for every queued batch and returns the writer's outcome.
 func (w *pageWriter) close() (runstore.State, learnerCursor, error) {
 	close(w.queue)
@@ -193,7 +203,7 @@ func (s *slice) learnersPage(ctx context.Context, i int, stream, domain string, 
 		}
 	}
 	var fetchErr error
-	if withProgress && queued.Index < len(lp.ids) {
+	if withProgress && queued.Index < len(lp.ids) && !w.isStopped() {
 		fetchErr = s.queueProgress(ctx, &queued, lp, w)
 	}
 	state, committed, err := w.close()
