@@ -297,7 +297,7 @@ func (s *Sim) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id, ok := canonicalID(r.PathValue("id"))
-	if !ok || t.byID[id] == nil {
+	if !ok || t.rowByID(id) == nil {
 		// An unknown Id is 404; for a malformed one the status is UNCONFIRMED.
 		writeAPIError(w, http.StatusNotFound, "NOT_FOUND", "The requested resource does not exist")
 		return

@@ -18,6 +18,22 @@ func newID(prefix string, seq uint64) string {
 	return id15 + idSuffix(id15)
 }
 
+// idSeq reads the sequence number newID put in an id, without checking the rest of it.
+func idSeq(id string) (uint64, bool) {
+	if len(id) < 15 {
+		return 0, false
+	}
+	var seq uint64
+	for i := 5; i < 15; i++ {
+		d := strings.IndexByte(base62, id[i])
+		if d < 0 {
+			return 0, false
+		}
+		seq = seq*62 + uint64(d)
+	}
+	return seq, true
+}
+
 // idSuffix computes the case-safety suffix Salesforce appends to a 15-character id: for each
 // 5-character chunk, a bit per uppercase letter, mapped onto A-Z0-5.
 func idSuffix(id15 string) string {

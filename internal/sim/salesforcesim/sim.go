@@ -96,7 +96,7 @@ type Sim struct {
 	calls   map[callKey]int
 	faults  []*Fault
 	recErr  map[recordKey]*recordFault
-	writes  []Write
+	writes  []logEntry
 	cursors []*cursor
 	jobs    map[string]*bulkJob
 	jobSeq  uint64

@@ -725,8 +725,7 @@ func (q *query) get(fp *fieldPath, r *row) any {
 }
 
 func (q *query) parentRow(fp *fieldPath, r *row) *row {
-	id, _ := r.values[fp.rel.Name].(string)
-	return fp.parent.byID[id]
+	return fp.parent.rowByID(q.table.text(r.values, fp.rel.Name))
 }
 
 // compareValues orders two non-nil values of one field. Text compares case-insensitively as

@@ -1,6 +1,8 @@
 package salesforcesim
 
 import (
+	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -19,30 +21,188 @@ type Write struct {
 	Created    bool
 }
 
+// logEntry is one Write as the log keeps it: the object and Id through pointers the store
+// already holds.
+type logEntry struct {
+	table      *table
+	row        *row
+	externalID string
+	created    bool
+}
+
+// row is one stored record. It keeps its fields in slices indexed by the table's slots
+// rather than in a map: at hundreds of thousands of rows a map per row cost over a kilobyte
+// each, most of the simulator's heap.
 type row struct {
 	id       string
-	values   map[string]any // canonical field name → value; absent = null
-	created  time.Time
-	modified time.Time
+	created  int64 // Unix milliseconds, the precision Salesforce keeps
+	modified int64
+	values
+}
+
+// values are a row's stored fields. text holds the textual fields, "" meaning null (convert
+// stores an empty text as null). nums holds the others, encoded by field type: a datetime as
+// Unix milliseconds, a double as its IEEE 754 bits, a boolean as 0 or 1, and null as nullNum.
+type values struct {
+	text []string
+	nums []uint64
+}
+
+// nullNum is null in values.nums. As a double it is a NaN strconv.ParseFloat never returns,
+// as a datetime it is 140,000 years before any year parseDateTime reads, and as a boolean it
+// is neither 0 nor 1.
+const nullNum uint64 = 0xFFF0_0000_0000_0001
+
+func (v values) clone() values { return values{slices.Clone(v.text), slices.Clone(v.nums)} }
+
+// slot is where a stored field lives in values: text[index] or nums[index].
+type slot struct {
+	index int
+	text  bool
 }
 
 // table holds one object's rows, in creation order, with an index per unique field.
 type table struct {
-	obj    *SObject
+	obj   *SObject
+	slots map[string]slot // stored field's canonical name → its place in values
+	nText int
+	nNums int
+	// rows are in creation order: rows[i] has the Id newID(prefix, i+1). Only undoing a
+	// create removes a row, always the last.
 	rows   []*row
-	byID   map[string]*row
 	unique map[string]map[string]*row // canonical field name → lower-case value → row
-	seq    uint64
 }
 
 func newTable(obj *SObject) *table {
-	t := &table{obj: obj, byID: make(map[string]*row), unique: make(map[string]map[string]*row)}
-	for _, f := range obj.Fields {
+	t := &table{obj: obj, slots: make(map[string]slot), unique: make(map[string]map[string]*row)}
+	for i := range obj.Fields {
+		f := &obj.Fields[i]
+		switch {
+		case computed(f):
+		case f.Type.textual():
+			t.slots[f.Name] = slot{index: t.nText, text: true}
+			t.nText++
+		default:
+			t.slots[f.Name] = slot{index: t.nNums}
+			t.nNums++
+		}
 		if f.Unique {
 			t.unique[f.Name] = make(map[string]*row)
 		}
 	}
 	return t
+}
+
+// computed reports whether a field's value comes from the row itself rather than a write.
+func computed(f *Field) bool {
+	switch f.Name {
+	case "Id", "CreatedDate", "LastModifiedDate", "SystemModstamp":
+		return true
+	}
+	return f.Calculated && f.Name == "Name" // Contact.Name is FirstName plus LastName
+}
+
+// newValues is a row with every field null.
+func (t *table) newValues() values {
+	v := values{text: make([]string, t.nText), nums: make([]uint64, t.nNums)}
+	for i := range v.nums {
+		v.nums[i] = nullNum
+	}
+	return v
+}
+
+// get reads a stored field: nil for null, else a string, float64, bool or time.Time.
+func (t *table) get(v values, f *Field) any {
+	sl, ok := t.slots[f.Name]
+	switch {
+	case !ok:
+		return nil
+	case sl.text:
+		if s := v.text[sl.index]; s != "" {
+			return s
+		}
+		return nil
+	}
+	n := v.nums[sl.index]
+	if n == nullNum {
+		return nil
+	}
+	switch f.Type {
+	case TypeDateTime:
+		return fromMillis(int64(n))
+	case TypeDouble:
+		return math.Float64frombits(n)
+	case TypeBoolean:
+		return n == 1
+	}
+	return nil
+}
+
+// isNull reports whether a field has no value, as get returning nil would, without boxing it.
+func (t *table) isNull(v values, f *Field) bool {
+	sl, ok := t.slots[f.Name]
+	switch {
+	case !ok:
+		return true
+	case sl.text:
+		return v.text[sl.index] == ""
+	}
+	return v.nums[sl.index] == nullNum
+}
+
+// text reads a textual field by canonical name without boxing it: "" for null, or for a
+// field that is not stored as text.
+func (t *table) text(v values, name string) string {
+	if sl, ok := t.slots[name]; ok && sl.text {
+		return v.text[sl.index]
+	}
+	return ""
+}
+
+// set stores a value convert or resolveValues produced; nil makes the field null. Fields
+// computed from the row are not stored and ignore it.
+func (t *table) set(v values, f *Field, x any) {
+	sl, ok := t.slots[f.Name]
+	switch {
+	case !ok:
+		return
+	case sl.text:
+		s, _ := x.(string)
+		// A restricted picklist holds few distinct values: share the schema's copy.
+		if i := slices.Index(f.PicklistValues, s); i >= 0 {
+			s = f.PicklistValues[i]
+		}
+		v.text[sl.index] = s
+		return
+	}
+	n := nullNum
+	switch x := x.(type) {
+	case time.Time:
+		n = uint64(x.UnixMilli())
+	case float64:
+		n = math.Float64bits(x)
+	case bool:
+		n = 0
+		if x {
+			n = 1
+		}
+	}
+	v.nums[sl.index] = n
+}
+
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// rowByID finds a row by its 18-character Id. A table numbers its rows' Ids in creation
+// order (newID), so an Id names its row's position and needs no index.
+func (t *table) rowByID(id string) *row {
+	seq, ok := idSeq(id)
+	if !ok || seq == 0 || seq > uint64(len(t.rows)) {
+		return nil
+	}
+	if r := t.rows[seq-1]; r.id == id {
+		return r
+	}
+	return nil
 }
 
 // lookup finds the row whose field equals value: by Id, or case-insensitively through a
@@ -53,7 +213,7 @@ func (t *table) lookup(field *Field, value string) *row {
 		if !ok {
 			return nil
 		}
-		return t.byID[id]
+		return t.rowByID(id)
 	}
 	return t.unique[field.Name][strings.ToLower(value)]
 }
@@ -64,21 +224,18 @@ func (t *table) value(r *row, f *Field) any {
 	case "Id":
 		return r.id
 	case "CreatedDate":
-		return r.created
+		return fromMillis(r.created)
 	case "LastModifiedDate", "SystemModstamp":
-		return r.modified
+		return fromMillis(r.modified)
 	}
 	if f.Calculated && f.Name == "Name" {
-		// Contact.Name is FirstName plus LastName.
-		first, _ := r.values["FirstName"].(string)
-		last, _ := r.values["LastName"].(string)
-		return strings.TrimSpace(first + " " + last)
+		return strings.TrimSpace(t.text(r.values, "FirstName") + " " + t.text(r.values, "LastName"))
 	}
-	return r.values[f.Name]
+	return t.get(r.values, f)
 }
 
 func (t *table) record(r *row) Record {
-	rec := make(Record, len(r.values)+4)
+	rec := make(Record, len(t.obj.Fields))
 	for _, f := range t.obj.Fields {
 		if v := t.value(r, &f); v != nil {
 			rec[f.Name] = v
@@ -124,7 +281,7 @@ func (s *Sim) RecordByExternalID(sobject, field, value string) (Record, bool) {
 		return nil, false
 	}
 	for _, r := range t.rows {
-		if v, ok := r.values[f.Name].(string); ok && strings.EqualFold(v, value) {
+		if v := t.text(r.values, f.Name); v != "" && strings.EqualFold(v, value) {
 			return t.record(r), true
 		}
 	}
@@ -145,7 +302,11 @@ func (s *Sim) Count(sobject string) int {
 func (s *Sim) WriteLog() []Write {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Write(nil), s.writes...)
+	out := make([]Write, len(s.writes))
+	for i, w := range s.writes {
+		out[i] = Write{SObject: w.table.obj.Name, ExternalID: w.externalID, ID: w.row.id, Created: w.created}
+	}
+	return out
 }
 
 // SetFieldAccess changes a field's createable and updateable flags, as a profile or

@@ -3,7 +3,6 @@ package salesforcesim
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -132,7 +131,7 @@ func (s *Sim) writeOne(op writeOp, undo *[]func()) writeResult {
 		if !ok {
 			return fail(newRecordErr("MALFORMED_ID", "Record ID: id value of incorrect type: "+op.keyValue, "Id"))
 		}
-		if r = t.byID[id]; r == nil {
+		if r = t.rowByID(id); r == nil {
 			return fail(newRecordErr("ENTITY_IS_DELETED", "entity is deleted"))
 		}
 	}
@@ -145,34 +144,32 @@ func (s *Sim) writeOne(op writeOp, undo *[]func()) writeResult {
 	changes := op.changes
 	if !creating && op.key != nil {
 		// Matching on the external id rewrites it only when its spelling changes.
-		changes = dropUnchangedKey(changes, op.key, r)
+		changes = dropUnchangedKey(changes, op.key, t.get(r.values, op.key))
 	}
 	if e, ok := accessError(changes, creating); ok {
 		return fail(e)
 	}
-	values, errs := s.resolveValues(changes)
+	resolved, errs := s.resolveValues(changes)
 	if len(errs) > 0 {
 		return fail(errs...)
 	}
 
-	next := make(map[string]any, len(t.obj.Fields))
-	if r != nil {
-		maps.Copy(next, r.values)
+	var next values
+	if creating {
+		next = t.newValues()
+	} else {
+		next = r.values.clone()
 	}
-	for f, v := range values {
-		if v == nil {
-			delete(next, f.Name)
-		} else {
-			next[f.Name] = v
-		}
+	for f, v := range resolved {
+		t.set(next, f, v)
 	}
-	if missing := requiredMissing(t.obj, next); len(missing) > 0 {
+	if missing := t.requiredMissing(next); len(missing) > 0 {
 		return fail(newRecordErr("REQUIRED_FIELD_MISSING",
 			"Required fields are missing: ["+strings.Join(missing, ", ")+"]", missing...))
 	}
 	for name, idx := range t.unique {
-		v, ok := next[name].(string)
-		if !ok {
+		v := t.text(next, name)
+		if v == "" {
 			continue
 		}
 		if other := idx[strings.ToLower(v)]; other != nil && other != r {
@@ -181,25 +178,22 @@ func (s *Sim) writeOne(op writeOp, undo *[]func()) writeResult {
 		}
 	}
 
-	now := s.now()
+	now := s.now().UnixMilli()
 	if creating {
-		t.seq++
-		r = &row{id: newID(t.obj.KeyPrefix, t.seq), created: now, modified: now, values: next}
-		defaultName(t.obj, r)
+		r = &row{id: newID(t.obj.KeyPrefix, uint64(len(t.rows))+1), created: now, modified: now, values: next}
+		t.defaultName(r)
 		t.rows = append(t.rows, r)
-		t.byID[r.id] = r
 		t.index(r, true)
 		*undo = append(*undo, func() {
 			t.index(r, false)
-			delete(t.byID, r.id)
+			t.rows[len(t.rows)-1] = nil
 			t.rows = t.rows[:len(t.rows)-1]
-			t.seq--
 		})
 	} else {
 		oldValues, oldModified := r.values, r.modified
 		t.index(r, false)
 		r.values, r.modified = next, now
-		defaultName(t.obj, r)
+		t.defaultName(r)
 		t.index(r, true)
 		*undo = append(*undo, func() {
 			t.index(r, false)
@@ -207,7 +201,7 @@ func (s *Sim) writeOne(op writeOp, undo *[]func()) writeResult {
 			t.index(r, true)
 		})
 	}
-	w := Write{SObject: t.obj.Name, ID: r.id, Created: creating}
+	w := logEntry{table: t, row: r, created: creating}
 	key := op.key
 	if key == nil {
 		// Inserts and updates by Id log the object's external id, so replays can be counted
@@ -215,7 +209,7 @@ func (s *Sim) writeOne(op writeOp, undo *[]func()) writeResult {
 		key = t.obj.externalID()
 	}
 	if key != nil {
-		w.ExternalID, _ = r.values[key.Name].(string)
+		w.externalID = t.text(r.values, key.Name)
 	}
 	n := len(s.writes)
 	s.writes = append(s.writes, w)
@@ -225,17 +219,17 @@ func (s *Sim) writeOne(op writeOp, undo *[]func()) writeResult {
 
 // defaultName gives a custom object's record its Id as Name when none was written, as
 // Salesforce does for an API insert without Name.
-func defaultName(obj *SObject, r *row) {
-	if f := obj.field("Name"); f != nil && f.DefaultedOnCreate && r.values["Name"] == nil {
-		r.values["Name"] = r.id
+func (t *table) defaultName(r *row) {
+	if f := t.obj.field("Name"); f != nil && f.DefaultedOnCreate && t.isNull(r.values, f) {
+		t.set(r.values, f, r.id)
 	}
 }
 
 // index adds or removes a row's entries in the table's unique indexes.
 func (t *table) index(r *row, add bool) {
 	for name, idx := range t.unique {
-		v, ok := r.values[name].(string)
-		if !ok {
+		v := t.text(r.values, name)
+		if v == "" {
 			continue
 		}
 		if add {
@@ -246,10 +240,10 @@ func (t *table) index(r *row, add bool) {
 	}
 }
 
-func dropUnchangedKey(changes []change, key *Field, r *row) []change {
+func dropUnchangedKey(changes []change, key *Field, stored any) []change {
 	out := changes[:0:0]
 	for _, c := range changes {
-		if c.field == key && c.value == r.values[key.Name] {
+		if c.field == key && c.value == stored {
 			continue
 		}
 		out = append(out, c)
@@ -359,7 +353,7 @@ func (s *Sim) checkValue(f *Field, v any) (recordErr, bool) {
 		if !ok {
 			return newRecordErr("MALFORMED_ID", f.Label+": id value of incorrect type: "+str, f.Name), true
 		}
-		if parent := s.table(f.ReferenceTo[0]); parent == nil || parent.byID[id] == nil {
+		if parent := s.table(f.ReferenceTo[0]); parent == nil || parent.rowByID(id) == nil {
 			return newRecordErr("INVALID_CROSS_REFERENCE_KEY", f.Label+": invalid cross reference id", f.Name), true
 		}
 	}
@@ -367,13 +361,14 @@ func (s *Sim) checkValue(f *Field, v any) (recordErr, bool) {
 }
 
 // requiredMissing lists required fields without a value after a write.
-func requiredMissing(obj *SObject, values map[string]any) []string {
+func (t *table) requiredMissing(v values) []string {
 	var missing []string
-	for _, f := range obj.Fields {
+	for i := range t.obj.Fields {
+		f := &t.obj.Fields[i]
 		if f.Nillable || f.DefaultedOnCreate || f.Calculated {
 			continue
 		}
-		if values[f.Name] == nil {
+		if t.isNull(v, f) {
 			missing = append(missing, f.Name)
 		}
 	}
