@@ -33,23 +33,45 @@ var columnDelimiters = map[string]rune{
 }
 
 type bulkJob struct {
-	info     jobInfo
-	table    *table
-	header   []string
-	rows     [][]string
+	info   jobInfo
+	table  *table
+	header []string
+	// data are the uploads that parsed, as sent. A job keeps its CSV rather than its parsed
+	// cells, which cost about twice as much, because finished jobs stay with their results
+	// until deleted; processing and the result files read it again.
+	data     []string
 	uploads  int
 	parseErr error
 	next     int // rows before next have been processed
-	success  []resultRow
-	failed   []resultRow
+	success  []jobResult
+	failed   []jobResult
 	cancel   context.CancelFunc
 }
 
-type resultRow struct {
+// jobResult is one processed record: its position in the job's rows, and its Id or error.
+type jobResult struct {
+	row     int
 	id      string
 	created bool
-	err     string
-	cells   []string
+	err     string // "CODE:message" for a failed record
+}
+
+// readCSV parses one upload with the job's column delimiter.
+func (j *bulkJob) readCSV(data string) ([][]string, error) {
+	rd := csv.NewReader(strings.NewReader(data))
+	rd.Comma = columnDelimiters[j.info.ColumnDelimiter]
+	rd.FieldsPerRecord = 0
+	return rd.ReadAll()
+}
+
+// rows reads the data rows of every upload, in order.
+func (j *bulkJob) rows() [][]string {
+	var rows [][]string
+	for _, data := range j.data {
+		all, _ := j.readCSV(data) // it parsed when it was uploaded
+		rows = append(rows, all[1:]...)
+	}
+	return rows
 }
 
 // jobInfo is the job-info JSON every job endpoint answers with.
@@ -196,10 +218,8 @@ func (s *Sim) handleUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j.uploads++
-	rd := csv.NewReader(bytes.NewReader(body))
-	rd.Comma = columnDelimiters[j.info.ColumnDelimiter]
-	rd.FieldsPerRecord = 0
-	all, err := rd.ReadAll()
+	data := string(body)
+	all, err := j.readCSV(data)
 	switch {
 	case err != nil:
 		j.parseErr = fmt.Errorf("InvalidBatch : Failed to parse CSV: %w", err)
@@ -209,7 +229,7 @@ func (s *Sim) handleUpload(w http.ResponseWriter, r *http.Request) {
 		j.parseErr = errors.New("InvalidBatch : Every upload of a job must have the same header")
 	default:
 		j.header = all[0]
-		j.rows = append(j.rows, all[1:]...)
+		j.data = append(j.data, data)
 	}
 	w.WriteHeader(http.StatusCreated)
 }
@@ -282,6 +302,7 @@ func (s *Sim) process(ctx context.Context, j *bulkJob) {
 		s.mu.Unlock()
 		return
 	}
+	rows := j.rows()
 	s.mu.Unlock()
 
 	for {
@@ -293,20 +314,20 @@ func (s *Sim) process(ctx context.Context, j *bulkJob) {
 			s.mu.Unlock()
 			return
 		}
-		end := min(j.next+bulkBatchSize, len(j.rows))
-		batch := j.rows[j.next:end]
+		end := min(j.next+bulkBatchSize, len(rows))
+		batch := rows[j.next:end]
 		ops := make([]writeOp, len(batch))
 		for i, cells := range batch {
 			ops[i] = j.op(columns, cells)
 		}
 		for i, res := range s.writeBatch(ops, false) {
 			if res.ok() {
-				j.success = append(j.success, resultRow{id: res.id, created: res.created, cells: batch[i]})
+				j.success = append(j.success, jobResult{row: j.next + i, id: res.id, created: res.created})
 				continue
 			}
 			e := res.errors[0]
 			// sf__Error as "CODE:message"; real orgs may append ":fields--" (UNCONFIRMED).
-			j.failed = append(j.failed, resultRow{id: res.id, err: e.StatusCode + ":" + e.Message, cells: batch[i]})
+			j.failed = append(j.failed, jobResult{row: j.next + i, id: res.id, err: e.StatusCode + ":" + e.Message})
 			j.info.NumberRecordsFailed++
 		}
 		j.next = end
@@ -317,7 +338,7 @@ func (s *Sim) process(ctx context.Context, j *bulkJob) {
 		if len(batch) > 0 {
 			s.batches++
 		}
-		if end == len(j.rows) {
+		if end == len(rows) {
 			j.info.State = stateJobComplete
 			s.mu.Unlock()
 			return
@@ -409,6 +430,9 @@ func (j *bulkJob) op(columns []column, cells []string) writeOp {
 			op.changes = append(op.changes, ch)
 			continue
 		}
+		if c.field.Type.textual() {
+			cell = strings.Clone(cell) // a stored text would pin the whole CSV line it was cut from
+		}
 		var raw any = cell
 		if cell == "#N/A" {
 			raw = nil
@@ -445,21 +469,22 @@ func (s *Sim) handleJobResults(kind resultsKind) http.HandlerFunc {
 			return
 		}
 		var b bytes.Buffer
+		rows := j.rows()
 		switch kind {
 		case resultsSuccessful:
 			writeCSVRow(&b, append([]string{"sf__Id", "sf__Created"}, j.header...))
 			for _, res := range j.success {
-				writeCSVRow(&b, append([]string{res.id, strconv.FormatBool(res.created)}, res.cells...))
+				writeCSVRow(&b, append([]string{res.id, strconv.FormatBool(res.created)}, rows[res.row]...))
 			}
 		case resultsFailed:
 			writeCSVRow(&b, append([]string{"sf__Id", "sf__Error"}, j.header...))
 			for _, res := range j.failed {
-				writeCSVRow(&b, append([]string{res.id, res.err}, res.cells...))
+				writeCSVRow(&b, append([]string{res.id, res.err}, rows[res.row]...))
 			}
 		case resultsUnprocessed:
 			writeCSVRow(&b, j.header)
 			if j.info.State == stateAborted || j.info.State == stateFailed {
-				for _, cells := range j.rows[j.next:] {
+				for _, cells := range rows[j.next:] {
 					writeCSVRow(&b, cells)
 				}
 			}
