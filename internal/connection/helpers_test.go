@@ -1,7 +1,6 @@
 package connection_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/logging"
 	"github.com/sjbackfill/backfill/internal/redistest"
 	"github.com/sjbackfill/backfill/internal/salesforce"
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
@@ -27,24 +27,6 @@ const (
 	userID   = "0055g00000XYZWVUTS"
 	username = "integration@acme.example"
 )
-
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // env is one simulated org, one private Redis and the connection pieces on them, with every
 // log line captured and every secret seen remembered, so a test can prove none leaked.
@@ -57,7 +39,7 @@ type env struct {
 	store  *connection.Store
 	auth   *connection.Authorizer
 	server *httptest.Server // serves the Authorizer's handler and a stand-in settings page
-	logs   *syncBuffer
+	logs   *logging.Buffer
 	log    zerolog.Logger
 
 	mu      sync.Mutex
@@ -68,7 +50,7 @@ const callbackPath = "/salesforce/callback"
 
 func newEnv(t testing.TB, simCfg salesforcesim.Config, oauthCfg connection.OAuthConfig) *env {
 	t.Helper()
-	e := &env{t: t, ctx: context.Background(), redis: redistest.Start(t), logs: &syncBuffer{}, secrets: map[string]bool{}}
+	e := &env{t: t, ctx: context.Background(), redis: redistest.Start(t), logs: &logging.Buffer{}, secrets: map[string]bool{}}
 	e.log = zerolog.New(e.logs).With().Timestamp().Logger()
 	e.key = make([]byte, 32)
 	_, _ = rand.Read(e.key)

@@ -2,10 +2,12 @@
 package logging
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -36,3 +38,23 @@ func (a Asynq) Info(args ...any)  { a.L.Info().Str("component", "asynq").Msg(fmt
 func (a Asynq) Warn(args ...any)  { a.L.Warn().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
 func (a Asynq) Error(args ...any) { a.L.Error().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
 func (a Asynq) Fatal(args ...any) { a.L.Fatal().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+
+// Buffer collects log output from concurrent writers, for tests and tools that read back
+// what was logged (to check, say, that no secret ever is).
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sjbackfill/backfill/internal/httpapi"
 	"github.com/sjbackfill/backfill/internal/httpapi/apitest"
+	"github.com/sjbackfill/backfill/internal/logging"
 	"github.com/sjbackfill/backfill/internal/metrics"
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/ratelimit"
@@ -241,7 +242,7 @@ func TestRunSeriesCoverOnlyActiveRuns(t *testing.T) {
 
 func TestRunStoreFailureHidesOnlyItsOwnSeries(t *testing.T) {
 	t.Parallel()
-	log := &apitest.SyncBuffer{}
+	log := &logging.Buffer{}
 	runs := &fakeRuns{err: errors.New("redis: connection refused")}
 	m := metrics.New(metrics.Config{Runs: runs, Logger: zerolog.New(log)})
 	m.Sink().ObserveUsage(10, 100)

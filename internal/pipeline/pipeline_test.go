@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sjbackfill/backfill/internal/logging"
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/salesforce"
@@ -325,7 +326,7 @@ func TestRejectedRecordsLandInTheLedgerAndARetryRunDrivesThemIn(t *testing.T) {
 
 func TestEveryLogLineOfAStreamCarriesTheRunStreamTaskAndPage(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs logging.Buffer
 	e := setup(t, options{logTo: &logs})
 	e.startWorker(t)
 	run := e.wait(t, e.start(t, runstore.Scope{}).ID, 60*time.Second)

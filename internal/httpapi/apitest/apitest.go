@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 
 	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/httpapi"
+	"github.com/sjbackfill/backfill/internal/logging"
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/redistest"
 	"github.com/sjbackfill/backfill/internal/runstore"
@@ -59,7 +59,7 @@ type Env struct {
 	Inspector  *asynq.Inspector
 	Server     *httptest.Server
 	// Log holds every line the server logged.
-	Log *SyncBuffer
+	Log *logging.Buffer
 
 	logger zerolog.Logger
 }
@@ -77,7 +77,7 @@ func Start(t testing.TB, o Options) *Env {
 	if o.Users == 0 {
 		o.Users = 40
 	}
-	e := &Env{Ctx: context.Background(), Redis: redistest.Start(t), Log: &SyncBuffer{}}
+	e := &Env{Ctx: context.Background(), Redis: redistest.Start(t), Log: &logging.Buffer{}}
 	e.logger = zerolog.New(e.Log)
 	e.RDB = e.Redis.Client(t)
 	var err error
@@ -245,22 +245,4 @@ func (e *Env) DoRaw(t testing.TB, method, path string, body any, header ...strin
 		t.Fatal(err)
 	}
 	return &Response{Response: resp, Body: raw}
-}
-
-// SyncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
-type SyncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *SyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *SyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
