@@ -253,9 +253,14 @@ type response struct {
 	body   []byte
 }
 
-// do sends r with credentials from the token source: a 401 gets one refresh and one more
-// try; transient failures get MaxRetries more tries with backoff; everything else is
-// returned as classified by APIError.
+// maxRefreshes bounds the refreshes one call may ask for. The first may hand back a token
+// another process refreshed a while ago, which can itself have expired by now under a short
+// session lifetime; the source then refreshes for real on the second.
+const maxRefreshes = 3
+
+// do sends r with credentials from the token source: a 401 gets a refresh and another try
+// (a few times, while each refresh brings new credentials); transient failures get
+// MaxRetries more tries with backoff; everything else is returned as classified by APIError.
 func (c *Client) do(ctx context.Context, r request) (*response, error) {
 	if !r.finishing {
 		if err := c.checkBudget(); err != nil {
@@ -269,19 +274,24 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 	if err := checkInstanceURL(creds); err != nil {
 		return nil, err
 	}
-	refreshed := false
+	refreshes := 0
 	for attempt := 0; ; {
 		resp, err := c.send(ctx, creds, r)
 		if err == nil {
 			return resp, nil
 		}
 		if apiErr, ok := errors.AsType[*APIError](err); ok && apiErr.Status == http.StatusUnauthorized {
-			if refreshed {
+			if refreshes == maxRefreshes {
 				return nil, err
 			}
-			refreshed = true
-			if creds, err = c.cfg.Tokens.Refresh(ctx, creds); err != nil {
+			refreshes++
+			stale := creds
+			if creds, err = c.cfg.Tokens.Refresh(ctx, stale); err != nil {
 				return nil, fmt.Errorf("%w: refreshing credentials after %s %s: %w", ErrAuth, r.method, r.path, err)
+			}
+			if creds.AccessToken == stale.AccessToken {
+				// The source has nothing newer: another try would only be refused again.
+				return nil, apiErr
 			}
 			if err := checkInstanceURL(creds); err != nil {
 				return nil, err

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -216,10 +217,53 @@ func TestLostAuthIsErrAuthAndTheTokenNeverShows(t *testing.T) {
 		if strings.Contains(err.Error(), creds.AccessToken) {
 			t.Errorf("the error shows the access token: %v", err)
 		}
-		if tokens.refreshes.Load() != 1 || calls.statuses[401] != 2 {
-			t.Errorf("refreshes = %d, statuses = %v; want one refresh and two 401s", tokens.refreshes.Load(), calls.statuses)
+		// The source had nothing newer than the refused token: no second, doomed try.
+		if tokens.refreshes.Load() != 1 || calls.statuses[401] != 1 {
+			t.Errorf("refreshes = %d, statuses = %v; want one refresh and one 401", tokens.refreshes.Load(), calls.statuses)
 		}
 	})
+}
+
+// tokenSequence hands out its credentials in order: the first from Token, the next from
+// each Refresh.
+type tokenSequence struct {
+	mu    sync.Mutex
+	creds []salesforce.Credentials
+	next  int
+}
+
+func (s *tokenSequence) Token(context.Context) (salesforce.Credentials, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.creds[0], nil
+}
+
+func (s *tokenSequence) Refresh(context.Context, salesforce.Credentials) (salesforce.Credentials, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.next++
+	return s.creds[s.next], nil
+}
+
+// Under a short session lifetime, the token another process refreshed a while ago can
+// itself have expired by the time this call gets it; the next refresh brings a good one.
+func TestARefreshThatBringsAnExpiredTokenIsFollowedByAnother(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, salesforcesim.Config{})
+	cred := func(tr salesforcesim.TokenResponse) salesforce.Credentials {
+		return salesforce.Credentials{AccessToken: tr.AccessToken, InstanceURL: tr.InstanceURL}
+	}
+	old, stale := cred(sim.MintTokens("api refresh_token")), cred(sim.MintTokens("api refresh_token"))
+	sim.ExpireSessions()
+	tokens := &tokenSequence{creds: []salesforce.Credentials{old, stale, cred(sim.MintTokens("api refresh_token"))}}
+	calls := newCalls()
+	c := newClient(t, fastConfig(tokens, calls))
+	if err := c.Query(context.Background(), "SELECT Id FROM "+course, func(map[string]any) error { return nil }); err != nil {
+		t.Fatalf("query after two refreshes: %v", err)
+	}
+	if tokens.next != 2 || calls.statuses[401] != 2 {
+		t.Fatalf("refreshes = %d, statuses = %v; want two refreshes, two 401s, then success", tokens.next, calls.statuses)
+	}
 }
 
 func TestTheDailyLimitIsErrLimitExceededAndIsNotRetried(t *testing.T) {
