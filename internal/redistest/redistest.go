@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,7 +60,14 @@ func StartWith(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{dir: t.TempDir()}
+	dir, err := os.MkdirTemp("", "redistest-")
+	if err != nil {
+		t.Fatalf("redistest: data dir: %v", err)
+	}
+	s := &Server{dir: dir}
+	// Removed after the server and its forked children (AOF rewrites) are gone: a
+	// child still writing would make a removal during its last breath fail.
+	t.Cleanup(func() { removeAll(dir) })
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := freePort()
@@ -100,6 +108,8 @@ func (s *Server) launch(bin string, opts Options) error {
 		"--logfile", filepath.Join(s.dir, "redis.log"),
 	}
 	cmd := exec.Command(bin, args...)
+	// Its own process group, so Stop also kills the children Redis forks to rewrite files.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -109,7 +119,7 @@ func (s *Server) launch(bin string, opts Options) error {
 	s.cmd, s.done = cmd, done
 	s.mu.Unlock()
 	if err := waitReady(s.Addr, done); err != nil {
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 		return fmt.Errorf("%w (log: %s)", err, tail(filepath.Join(s.dir, "redis.log")))
 	}
@@ -157,8 +167,19 @@ func (s *Server) Stop() {
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Kill()
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-done
+}
+
+// removeAll removes a data dir, retrying briefly while a killed child of the server may
+// still be closing files in it.
+func removeAll(dir string) {
+	for attempt := 0; attempt < 50; attempt++ {
+		if err := os.RemoveAll(dir); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Restart stops the server and starts it again on the same port and data directory.
