@@ -16,6 +16,7 @@ import (
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/salesforce"
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
+	"github.com/sjbackfill/backfill/internal/sim/simclient"
 	"github.com/sjbackfill/backfill/internal/sim/simcheck"
 	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
 	"github.com/sjbackfill/backfill/internal/skilljar"
@@ -88,20 +89,11 @@ func setup(t *testing.T, o options) *env {
 		}
 		limiter = ratelimit.New(rdb, "skilljar", limits)
 	}
-	src, err := skilljar.New(skilljar.Config{
-		BaseURL: e.sj.URL(), APIKey: e.sj.APIKey(), Limiter: limiter,
-		RetryBaseDelay: 5 * time.Millisecond, RetryMaxDelay: 50 * time.Millisecond,
-		RequestTimeout: 5 * time.Second, MaxRetries: 8,
-	})
+	src, err := simclient.Skilljar(e.sj, limiter)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := e.sf.MintTokens("api refresh_token")
-	sfc, err := salesforce.New(salesforce.Config{
-		Tokens:      salesforce.StaticTokens(salesforce.Credentials{AccessToken: tok.AccessToken, InstanceURL: tok.InstanceURL}),
-		BackoffBase: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
-		BulkPollInterval: 20 * time.Millisecond, BulkPollMax: 100 * time.Millisecond,
-	})
+	sfc, err := simclient.Salesforce(e.sf)
 	if err != nil {
 		t.Fatal(err)
 	}

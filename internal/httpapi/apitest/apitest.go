@@ -24,11 +24,10 @@ import (
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/redistest"
 	"github.com/sjbackfill/backfill/internal/runstore"
-	"github.com/sjbackfill/backfill/internal/salesforce"
 	"github.com/sjbackfill/backfill/internal/settings"
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
+	"github.com/sjbackfill/backfill/internal/sim/simclient"
 	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
-	"github.com/sjbackfill/backfill/internal/skilljar"
 	"github.com/sjbackfill/backfill/worker"
 )
 
@@ -90,19 +89,11 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	t.Cleanup(func() { _ = e.Salesforce.Close() })
 
-	src, err := skilljar.New(skilljar.Config{
-		BaseURL: e.Skilljar.URL(), APIKey: e.Skilljar.APIKey(), MaxRetries: 2,
-		RetryBaseDelay: 5 * time.Millisecond, RetryMaxDelay: 20 * time.Millisecond, RequestTimeout: 5 * time.Second,
-	})
+	src, err := simclient.Skilljar(e.Skilljar, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := e.Salesforce.MintTokens("api refresh_token")
-	sink, err := salesforce.New(salesforce.Config{
-		Tokens:      salesforce.StaticTokens(salesforce.Credentials{AccessToken: tok.AccessToken, InstanceURL: tok.InstanceURL}),
-		BackoffBase: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
-		BulkPollInterval: 20 * time.Millisecond, BulkPollMax: 100 * time.Millisecond,
-	})
+	sink, err := simclient.Salesforce(e.Salesforce)
 	if err != nil {
 		t.Fatal(err)
 	}
