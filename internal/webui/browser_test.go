@@ -180,8 +180,15 @@ func TestBrowserSavesSettingsAuthenticatesAndWatchesABackfillFinish(t *testing.T
 	}
 	shots.take(t, ctx, "finished")
 
+	// Follow the run's link by its address: the table refreshes in place every few seconds,
+	// and a click could land on a row the refresh has just replaced.
+	href, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("a.run-link").href`))
+	if err != nil || href == "" {
+		shots.take(t, ctx, "failed")
+		t.Fatalf("find the run's link: %v", err)
+	}
 	do("open the run's activity log",
-		chromedp.Click(chromedp.CSS(`a.run-link`)),
+		chromedp.Navigate(href),
 		chromedp.WaitVisible(chromedp.CSS(`#activity tr.level-info`)),
 	)
 	log, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#activity`)))
