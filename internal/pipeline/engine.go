@@ -166,24 +166,27 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (run *runstore.Run
 	if err != nil {
 		return nil, false, err
 	}
+	return e.create(ctx, runstore.Meta{Kind: req.Kind, Scope: sc, Trigger: req.Trigger}, req.IdempotencyKey)
+}
+
+// create stores a queued run and enqueues its first slice; a run whose slice cannot be
+// enqueued is marked failed rather than left queued with nothing to run it.
+func (e *Engine) create(ctx context.Context, meta runstore.Meta, idempotencyKey string) (*runstore.Run, bool, error) {
 	now := time.Now().UTC()
-	meta := runstore.Meta{
-		ID: runstore.NewID(now, rand.Uint32()), Kind: req.Kind, Scope: sc,
-		Trigger: req.Trigger, CreatedAt: now,
-	}
-	run, created, err = e.Store.Create(ctx, meta, req.IdempotencyKey)
+	meta.ID, meta.CreatedAt = runstore.NewID(now, rand.Uint32()), now
+	run, created, err := e.Store.Create(ctx, meta, idempotencyKey)
 	if err != nil || !created {
 		return run, created, err
 	}
-	if err := e.enqueue(ctx, run.ID, 0, req.Kind, 0); err != nil {
+	if err := e.enqueue(ctx, run.ID, 0, meta.Kind, 0); err != nil {
 		_, _, _ = e.Store.Transition(ctx, run.ID, runstore.Transition{
 			From: []runstore.State{runstore.Queued}, To: runstore.Failed,
 			Error: "could not enqueue the first slice: " + err.Error(),
 		})
 		return nil, false, fmt.Errorf("enqueue run %s: %w", run.ID, err)
 	}
-	e.Logger.Info().Str("run_id", run.ID).Str("kind", string(req.Kind)).Str("trigger", req.Trigger).
-		Strs("domains", sc.Domains).Strs("objects", sc.Objects).Bool("dry_run", sc.DryRun).Msg("run queued")
+	e.Logger.Info().Str("run_id", run.ID).Str("kind", string(meta.Kind)).Str("trigger", meta.Trigger).
+		Strs("domains", meta.Scope.Domains).Strs("objects", meta.Scope.Objects).Bool("dry_run", meta.Scope.DryRun).Msg("run queued")
 	return run, true, nil
 }
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"time"
 
 	"github.com/sjbackfill/backfill/internal/mapping"
 	"github.com/sjbackfill/backfill/internal/runstore"
@@ -36,17 +34,8 @@ func (e *Engine) RetryRejected(ctx context.Context, id string) (*runstore.Run, e
 	}
 	sc := parent.Scope
 	sc.DryRun = false
-	now := time.Now().UTC()
-	meta := runstore.Meta{ID: runstore.NewID(now, rand.Uint32()), Kind: runstore.KindRedrive, Scope: sc,
-		Trigger: "retry-rejected", CreatedAt: now, Parent: id}
-	run, _, err := e.Store.Create(ctx, meta, "")
-	if err != nil {
-		return nil, err
-	}
-	if err := e.enqueue(ctx, run.ID, 0, runstore.KindRedrive, 0); err != nil {
-		return nil, fmt.Errorf("enqueue run %s: %w", run.ID, err)
-	}
-	return run, nil
+	run, _, err := e.create(ctx, runstore.Meta{Kind: runstore.KindRedrive, Scope: sc, Trigger: "retry-rejected", Parent: id}, "")
+	return run, err
 }
 
 // planRedrive makes one stream per object found in the parent's ledger, in dependency order.

@@ -72,12 +72,17 @@ func (s *Store) Members(ctx context.Context, id string, learners []string) ([]bo
 // succeeded may call it: a failed catch-up must leave the old watermark, or the changes it
 // did not write would never be looked for again.
 func (s *Store) PromoteSnapshot(ctx context.Context, run *Run) error {
-	err := s.rdb.Rename(ctx, s.snapshotKey(run.ID), s.watermarkKey(run.Scope)).Err()
-	if err != nil && !errors.Is(err, redis.Nil) && err.Error() != "ERR no such key" {
+	// An org without learners leaves no snapshot, and then no watermark either.
+	err := promoteScript.Run(ctx, s.rdb, []string{s.snapshotKey(run.ID), s.watermarkKey(run.Scope)}).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("promote the snapshot of run %s: %w", run.ID, err)
 	}
 	return nil
 }
+
+var promoteScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('RENAME', KEYS[1], KEYS[2]) end
+return 1`)
 
 // RowHashes returns the content hash last written for each record, "" when none.
 func (s *Store) RowHashes(ctx context.Context, sobject string, extIDs []string) ([]string, error) {
