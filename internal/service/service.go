@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -86,6 +87,8 @@ func Build(cfg config.Config, log zerolog.Logger) (*Parts, error) {
 			BaseURL: cfg.SkilljarBaseURL, APIKey: cfg.SkilljarAPIKey,
 			Limiter:  ratelimit.New(rdb, "bf:ratelimit:skilljar", cfg.SkilljarRateLimit),
 			Observer: p.Metrics.Source(),
+			// The page and every run start ask for the domains; they rarely change.
+			DomainsTTL: time.Minute,
 		})
 		if err != nil {
 			return nil, err

@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -70,6 +72,10 @@ type Config struct {
 	Limiter Limiter
 	// Observer, if set, receives metrics events.
 	Observer Observer
+	// DomainsTTL, when positive, keeps the domain list that long: the settings page and
+	// every run start ask for it, and each ask would spend the shared call budget on a list
+	// that rarely changes. Zero asks the API every time.
+	DomainsTTL time.Duration
 }
 
 // Defaults for Config.
@@ -148,6 +154,10 @@ type Client struct {
 	cfg  Config
 	base *url.URL
 	root string // BaseURL without a trailing slash, as requests are built from it
+
+	domainsMu sync.Mutex
+	domains   []Domain
+	domainsAt time.Time
 }
 
 // New validates cfg, fills its defaults and returns a client. Errors name the field at fault.
@@ -180,7 +190,20 @@ func (c *Client) Ping(ctx context.Context) error {
 
 // Domains lists every domain of the organisation, all pages.
 func (c *Client) Domains(ctx context.Context) ([]Domain, error) {
-	return all[Domain](ctx, c, "domains", c.url("/v1/domains", nil))
+	if c.cfg.DomainsTTL <= 0 {
+		return all[Domain](ctx, c, "domains", c.url("/v1/domains", nil))
+	}
+	c.domainsMu.Lock()
+	defer c.domainsMu.Unlock()
+	if c.domains != nil && time.Since(c.domainsAt) < c.cfg.DomainsTTL {
+		return slices.Clone(c.domains), nil
+	}
+	d, err := all[Domain](ctx, c, "domains", c.url("/v1/domains", nil))
+	if err != nil {
+		return nil, err
+	}
+	c.domains, c.domainsAt = d, time.Now()
+	return slices.Clone(d), nil
 }
 
 // DomainUsersURL is the first page of a domain's learners, with their signup fields.

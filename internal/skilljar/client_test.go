@@ -428,3 +428,27 @@ func (r *recorder) calls(endpoint string) int {
 	}
 	return n
 }
+
+func TestTheDomainListIsKeptForDomainsTTLAndAskedForAgainAfter(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, skilljarsim.Config{Users: 5})
+	c := simClient(t, sim, skilljar.Config{DomainsTTL: 200 * time.Millisecond})
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		d, err := c.Domains(ctx)
+		if err != nil || len(d) != 3 || d[0].Name == "changed by the caller" {
+			t.Fatalf("domains %v, %v: want the three domains, untouched by an earlier caller", d, err)
+		}
+		d[0].Name = "changed by the caller" // must not reach the cache
+	}
+	if n := sim.CallCount("GET /v1/domains"); n != 1 {
+		t.Fatalf("%d calls for three asks within the TTL, want 1", n)
+	}
+	time.Sleep(250 * time.Millisecond)
+	if _, err := c.Domains(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := sim.CallCount("GET /v1/domains"); n != 2 {
+		t.Fatalf("%d calls after the TTL ran out, want 2", n)
+	}
+}
