@@ -131,23 +131,10 @@ func total(m map[string]int) int {
 	return n
 }
 
-// connect walks the OAuth web-server flow as a browser would: the API's connect route, the
-// login host's authorize page (which the simulator approves at once), and the callback.
+// connect walks the OAuth web-server flow and checks that the connection is up.
 func (d *devStack) connect(ctx context.Context, client *apiclient.Client) (connection.Status, error) {
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.baseURL+"/salesforce/connect", nil)
-	if err != nil {
+	if err := walkConnectFlow(ctx, d.baseURL, d.cfg.APIToken); err != nil {
 		return connection.Status{}, err
-	}
-	req.SetBasicAuth("demo", d.cfg.APIToken)
-	resp, err := browser.Do(req)
-	if err != nil {
-		return connection.Status{}, err
-	}
-	_ = resp.Body.Close()
-	if !strings.Contains(resp.Request.URL.RawQuery, "connected=1") {
-		return connection.Status{}, fmt.Errorf("the flow ended at %s with %s", resp.Request.URL.Path, resp.Status)
 	}
 	st, err := client.Connection(ctx)
 	if err != nil {
@@ -157,6 +144,28 @@ func (d *devStack) connect(ctx context.Context, client *apiclient.Client) (conne
 		return st, errors.New("the connection is " + st.State + ": " + st.LastError)
 	}
 	return st, nil
+}
+
+// walkConnectFlow goes through the OAuth web-server flow as an operator's browser would: the
+// API's connect route (with the token as the Basic password), the login host's authorize page
+// (which the simulator approves at once), and the callback back to the settings page.
+func walkConnectFlow(ctx context.Context, baseURL, token string) error {
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/salesforce/connect", nil)
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth("operator", token)
+	resp, err := browser.Do(req)
+	if err != nil {
+		return err
+	}
+	_ = resp.Body.Close()
+	if !strings.Contains(resp.Request.URL.RawQuery, "connected=1") {
+		return fmt.Errorf("the connect flow ended at %s with %s", resp.Request.URL.Path, resp.Status)
+	}
+	return nil
 }
 
 // summaryTable prints per object what was read, written, skipped (a learner met again in a

@@ -3,7 +3,6 @@ package main
 import (
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,22 +60,6 @@ func (s *stack) cli(t testing.TB, base string, timeout time.Duration, args ...st
 	p := startProcess(t, []string{"PATH=/usr/bin:/bin", "BACKFILL_URL=" + base, "BACKFILL_API_TOKEN=" + apiToken}, args...)
 	code := p.wait(t, timeout)
 	return code, p.out.String()
-}
-
-// reconnect walks the OAuth flow through the API as an operator's browser would.
-func reconnect(t testing.TB, base string) {
-	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	req, _ := http.NewRequest(http.MethodGet, base+"/salesforce/connect", nil)
-	req.SetBasicAuth("operator", apiToken)
-	resp, err := (&http.Client{Jar: jar, Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if !strings.Contains(resp.Request.URL.RawQuery, "connected=1") {
-		t.Fatalf("connect flow ended at %s with %s", resp.Request.URL, resp.Status)
-	}
 }
 
 func TestEndToEndABackfillStartedWithTheCLIAndRunByTwoWorkersEndsExact(t *testing.T) {
@@ -185,7 +168,9 @@ func TestRevokedGrantParksTheRunUntilReauthenticationThenItFinishesExact(t *test
 		t.Fatalf("a run waiting for auth must not move: %s %d → %s %d", parked.State, parked.Progress.Done, still.State, still.Progress.Done)
 	}
 
-	reconnect(t, base)
+	if err := walkConnectFlow(s.ctx, base, apiToken); err != nil {
+		t.Fatal(err)
+	}
 	run = s.waitRun(t, run.ID, 2*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
 	s.requireExact(t, run)
 	if c, _ := apiclient.New(base, apiToken, nil); c != nil {
