@@ -31,8 +31,6 @@ type Var struct {
 	Doc     string
 	// Required is the roles for which it must be set.
 	Required []string
-	// Secret values are never printed.
-	Secret bool
 }
 
 var all = []string{RoleAPI, RoleWorker, RoleScheduler}
@@ -40,16 +38,16 @@ var all = []string{RoleAPI, RoleWorker, RoleScheduler}
 // Vars lists every variable, in the order `backfill help` and the README show them.
 var Vars = []Var{
 	{Name: "REDIS_URL", Required: all, Doc: "Redis for queues, runs and checkpoints: redis://[:password@]host:6379/0, rediss:// for TLS, or redis-sentinel://host:26379/0?master_name=mymaster. Use appendonly yes and maxmemory-policy noeviction."},
-	{Name: "SKILLJAR_API_KEY", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Secret: true, Doc: "Skilljar API key (Organization settings → API Credentials); a read-only key is enough."},
+	{Name: "SKILLJAR_API_KEY", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "Skilljar API key (Organization settings → API Credentials); a read-only key is enough."},
 	{Name: "SKILLJAR_BASE_URL", Roles: []string{RoleAPI, RoleWorker}, Default: "https://api.skilljar.com", Doc: "Skilljar API root, without /v1."},
 	{Name: "SKILLJAR_RATE_LIMIT", Roles: []string{RoleAPI, RoleWorker}, Default: "600/1m,5000/1h", Doc: "Skilljar call budget shared by every process, as count/period pairs. Skilljar publishes no limit; 600/min and 5,000/hour come from a third-party connector."},
 	{Name: "SALESFORCE_CLIENT_ID", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "Consumer key of the connected app or External Client App."},
-	{Name: "SALESFORCE_CLIENT_SECRET", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Secret: true, Doc: "Consumer secret of the connected app."},
+	{Name: "SALESFORCE_CLIENT_SECRET", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "Consumer secret of the connected app."},
 	{Name: "SALESFORCE_ENVIRONMENT", Roles: []string{RoleAPI, RoleWorker}, Default: "production", Doc: "Login host: production (login.salesforce.com), sandbox (test.salesforce.com) or a My Domain URL such as https://acme.my.salesforce.com."},
 	{Name: "SALESFORCE_REDIRECT_URL", Roles: []string{RoleAPI}, Required: []string{RoleAPI}, Doc: "OAuth callback registered on the connected app: https://<this host>/salesforce/callback."},
 	{Name: "SALESFORCE_API_VERSION", Roles: []string{RoleAPI, RoleWorker}, Default: "62.0", Doc: "Salesforce REST API version (46.0 or later)."},
-	{Name: "BACKFILL_API_TOKEN", Roles: []string{RoleAPI}, Required: []string{RoleAPI}, Secret: true, Doc: "Bearer token for /v1/*, and the password (any user name) for the page and /monitoring. At least 16 characters."},
-	{Name: "BACKFILL_SECRET_KEY", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Secret: true, Doc: "32-byte key, hex or base64, that encrypts the stored Salesforce tokens (AES-256-GCM). Generate one with: openssl rand -hex 32."},
+	{Name: "BACKFILL_API_TOKEN", Roles: []string{RoleAPI}, Required: []string{RoleAPI}, Doc: "Bearer token for /v1/*, and the password (any user name) for the page and /monitoring. At least 16 characters."},
+	{Name: "BACKFILL_SECRET_KEY", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "32-byte key, hex or base64, that encrypts the stored Salesforce tokens (AES-256-GCM). Generate one with: openssl rand -hex 32."},
 	{Name: "BACKFILL_HTTP_ADDR", Roles: []string{RoleAPI}, Default: ":8080", Doc: "Address the API and page listen on."},
 	{Name: "BACKFILL_CATCHUP_CRON", Roles: []string{RoleScheduler}, Default: "0 */6 * * *", Doc: "When catch-up runs start: a 5-field cron expression (UTC) or a descriptor such as @every 6h; \"off\" disables them."},
 	{Name: "BACKFILL_MAPPING_FILE", Roles: []string{RoleAPI, RoleWorker}, Doc: "Field mapping file replacing the embedded default for the Skilljar managed package."},
