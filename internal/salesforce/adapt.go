@@ -253,15 +253,15 @@ func (c *Client) goSerial(ctx context.Context, sobject, reason string) {
 }
 
 // takeTurn waits for the object's serial turn when it is written serially and returns what
-// gives the turn back; otherwise it returns at once.
-func (o *objectState) takeTurn(ctx context.Context) (func(), error) {
+// gives the turn back, and whether it took one; otherwise it returns at once.
+func (o *objectState) takeTurn(ctx context.Context) (done func(), held bool, err error) {
 	if _, _, serial, _ := o.snapshot(); !serial {
-		return func() {}, nil
+		return func() {}, false, nil
 	}
 	select {
 	case o.turn <- struct{}{}:
-		return func() { <-o.turn }, nil
+		return func() { <-o.turn }, true, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, false, ctx.Err()
 	}
 }

@@ -30,12 +30,9 @@ var sfIDPattern = regexp.MustCompile(`\b[a-zA-Z0-9]{5}0[a-zA-Z0-9]{9}(?:[a-zA-Z0
 // settle finishes a first pass over recs: records refused a create-only field go once more
 // without it, locked records go again through collections with backoff (at most
 // LockRetries rounds), and multi-match external ids get the matching records' ids and the
-// fix. It also switches the object to serial writes when the first pass was lock-heavy.
+// fix.
 func (w *writer) settle(ctx context.Context, recs []Record, results []Result, bulk bool) ([]Result, error) {
 	adaptive := !w.c.cfg.DisableAdaptation
-	if adaptive {
-		w.noteLocks(ctx, results)
-	}
 	current, copied := recs, false // copied before the first record is changed
 	stripped := make([]bool, len(recs))
 	for lockRounds := 0; ; {

@@ -39,11 +39,11 @@ func (w *writer) write(ctx context.Context, recs []Record, bulk bool) ([]Result,
 	if len(recs) == 0 {
 		return []Result{}, nil
 	}
-	done, err := w.obj.takeTurn(ctx)
+	done, held, err := w.obj.takeTurn(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
+	defer func() { done() }()
 	var results []Result
 	if bulk {
 		results, err = w.bulk(ctx, recs)
@@ -52,6 +52,16 @@ func (w *writer) write(ctx context.Context, recs []Record, bulk bool) ([]Result,
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !w.c.cfg.DisableAdaptation {
+		w.noteLocks(ctx, results)
+	}
+	if !held {
+		// The object may have gone serial during the first pass, this call's own lock
+		// errors included: the records sent again wait for their turn like any other write.
+		if done, _, err = w.obj.takeTurn(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return w.settle(ctx, recs, results, bulk)
 }
