@@ -351,22 +351,32 @@ func TestTheConcurrentRequestLimitLowersTheClientsConcurrencyInsteadOfFailing(t 
 func TestAMultiMatchExternalIDNamesTheRecordsAndTheFix(t *testing.T) {
 	t.Parallel()
 	ids := []string{"a02xx000003DGbYAAW", "a02xx000003DGbZAAW"}
-	sim, c, _, _, _ := faultySetup(t, func(f *orgFaults) { f.dupes = map[string][]string{"c-1": ids} }, nil)
-	res, err := c.Upsert(context.Background(), course, extID, courses("c", 3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := res[1]
-	if r.Success || errorCode(r) != salesforce.CodeDuplicateExternalID || !slices.Equal(r.Errors[0].MatchingIDs, ids) {
-		t.Fatalf("c-1 = %+v; want DUPLICATE_EXTERNAL_ID with the matching ids %v", r, ids)
-	}
-	for _, want := range append(slices.Clone(ids), "remove the duplicate records", "make "+extID+" unique") {
-		if !strings.Contains(r.Errors[0].Message, want) {
-			t.Errorf("message %q does not say %q", r.Errors[0].Message, want)
-		}
-	}
-	if !res[0].Success || !res[2].Success || sim.Count(course) != 2 {
-		t.Errorf("the other records = %+v, %+v with %d courses; want both written", res[0], res[2], sim.Count(course))
+	for _, quiet := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ids in the message=%v", !quiet), func(t *testing.T) {
+			t.Parallel()
+			sim, c, _, calls, _ := faultySetup(t, func(f *orgFaults) {
+				f.dupes, f.dupesQuiet = map[string][]string{"c-1": ids}, quiet
+			}, nil)
+			res, err := c.Upsert(context.Background(), course, extID, courses("c", 3))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := res[1]
+			if r.Success || errorCode(r) != salesforce.CodeDuplicateExternalID || !slices.Equal(r.Errors[0].MatchingIDs, ids) {
+				t.Fatalf("c-1 = %+v; want DUPLICATE_EXTERNAL_ID with the matching ids %v", r, ids)
+			}
+			for _, want := range append(slices.Clone(ids), "remove the duplicate records", "make "+extID+" unique") {
+				if !strings.Contains(r.Errors[0].Message, want) {
+					t.Errorf("message %q does not say %q", r.Errors[0].Message, want)
+				}
+			}
+			if wantQueries := map[bool]int{false: 0, true: 1}[quiet]; calls.count("query") != wantQueries {
+				t.Errorf("%d queries; want %d (the ids are looked up only when the message lacks them)", calls.count("query"), wantQueries)
+			}
+			if !res[0].Success || !res[2].Success || sim.Count(course) != 2 {
+				t.Errorf("the other records = %+v, %+v with %d courses; want both written", res[0], res[2], sim.Count(course))
+			}
+		})
 	}
 }
 

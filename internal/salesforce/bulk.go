@@ -155,22 +155,6 @@ func (w *writer) bulk(ctx context.Context, recs []Record) ([]Result, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	if !adaptive {
-		return results, nil
-	}
-	// Rows a trigger's limit failed one by one: their 200-record transaction was too big
-	// for the org's automation, which only smaller calls can fix.
-	var heavy []int
-	for i, r := range results {
-		if !r.Success && len(r.Errors) > 0 && w.c.splits(r.Errors[0].StatusCode, r.Errors[0].Message) {
-			heavy = append(heavy, i)
-		}
-	}
-	if len(heavy) > 0 {
-		if err := w.resend(ctx, recs, heavy, results, false); err != nil {
-			return nil, err
-		}
-	}
 	return results, nil
 }
 
@@ -187,7 +171,8 @@ func (w *writer) csv(recs []Record) ([]byte, error) {
 	return data, nil
 }
 
-// splitJob runs recs as one job (data is their CSV, or nil to build it). When the job
+// splitJob runs recs as one job (data is their CSV, or nil to build it). Rows the job
+// failed one by one with an error SplitOn marks go again through collections. When the job
 // failed as a whole for its size, the rows it left unprocessed are split in halves and sent
 // again, halves of CollectionsMax or fewer through collections; when both halves went
 // through, the object's jobs are capped at the half from then on. failedWhole reports
@@ -199,14 +184,27 @@ func (w *writer) splitJob(ctx context.Context, recs []Record, data []byte) (resu
 		}
 	}
 	results, whole, err := w.c.bulkJob(ctx, w.sobject, w.extID, recs, data)
-	if err != nil || whole == "" || w.c.cfg.DisableAdaptation {
+	if err != nil || w.c.cfg.DisableAdaptation {
 		return results, whole != "", err
 	}
-	var left []int
+	var left, heavy []int
 	for i, r := range results {
-		if code := errorCodeOf(r); code == CodeBulkUnprocessed || code == CodeBulkNoResult {
+		switch code := errorCodeOf(r); {
+		case code == CodeBulkUnprocessed || code == CodeBulkNoResult:
 			left = append(left, i)
+		case code != "" && w.c.splits(code, r.Errors[0].Message):
+			heavy = append(heavy, i)
 		}
+	}
+	if len(heavy) > 0 {
+		// Rows a trigger's limit failed one by one: their 200-record transaction was too
+		// big for the org's automation, which only smaller collections calls can fix.
+		if err := w.resend(ctx, recs, heavy, results, false); err != nil {
+			return nil, whole != "", err
+		}
+	}
+	if whole == "" {
+		return results, false, nil
 	}
 	if len(left) <= 1 {
 		return results, true, nil

@@ -59,6 +59,9 @@ type orgFaults struct {
 	// DUPLICATE_EXTERNAL_ID and the matching ids in the message (§8.7; the wording follows
 	// a third-party listing: "more than one record found for external id field: [ids]").
 	dupes map[string][]string
+	// dupesQuiet leaves the ids out of that message; a query for the external id then
+	// answers with the matching records (§4.5), as the org holding them would.
+	dupesQuiet bool
 
 	mu          sync.Mutex
 	parents     map[string]chan struct{}
@@ -126,6 +129,7 @@ func (f *orgFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.collections(w, r)
 	case m != nil:
 		f.job(w, r, m[1], m[2])
+	case strings.HasSuffix(r.URL.Path, "/query") && f.duplicateQuery(w, r):
 	default:
 		f.proxy.ServeHTTP(w, r)
 	}
@@ -182,8 +186,11 @@ func (f *orgFaults) collections(w http.ResponseWriter, r *http.Request) {
 	results := make([]*itemResult, len(body.Records))
 	for i, rec := range body.Records {
 		if ids := f.dupes[ext(rec)]; len(ids) > 0 {
-			res := failedItem("DUPLICATE_EXTERNAL_ID", fmt.Sprintf("%s: more than one record found for external id field: [%s]",
-				extField, strings.Join(ids, ", ")), extField)
+			msg := fmt.Sprintf("%s: more than one record found for external id field: [%s]", extField, strings.Join(ids, ", "))
+			if f.dupesQuiet {
+				msg = extField + ": more than one record found for external id field"
+			}
+			res := failedItem("DUPLICATE_EXTERNAL_ID", msg, extField)
 			results[i] = &res
 		}
 	}
@@ -219,6 +226,25 @@ func (f *orgFaults) collections(w http.ResponseWriter, r *http.Request) {
 	time.Sleep(f.lockHold) // the trigger's work, with the parents locked
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	json.NewEncoder(w).Encode(results) //nolint:errcheck
+}
+
+// duplicateQuery answers a query for the records of a duplicated external id, and reports
+// whether it did.
+func (f *orgFaults) duplicateQuery(w http.ResponseWriter, r *http.Request) bool {
+	q := r.URL.Query().Get("q")
+	for ext, ids := range f.dupes {
+		if !strings.HasPrefix(q, "SELECT Id FROM ") || !strings.HasSuffix(q, " = '"+ext+"'") {
+			continue
+		}
+		recs := make([]map[string]any, len(ids))
+		for i, id := range ids {
+			recs[i] = map[string]any{"attributes": map[string]string{"type": "sObject"}, "Id": id}
+		}
+		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+		json.NewEncoder(w).Encode(map[string]any{"totalSize": len(ids), "done": true, "records": recs}) //nolint:errcheck
+		return true
+	}
+	return false
 }
 
 // lockParents takes the lock of every parent the records refer to, waiting up to lockWait
