@@ -226,7 +226,7 @@ func parents(t *testing.T, c *salesforce.Client, students, courseCount int) {
 func TestUpsertGroupsChildrenByParentSoParallelCallsDoNotCollide(t *testing.T) {
 	t.Parallel()
 	sim, c, f, _, _ := faultySetup(t, func(f *orgFaults) {
-		f.lockHold, f.lockWait = 50*time.Millisecond, time.Millisecond
+		f.lockHold, f.lockWait = 100*time.Millisecond, time.Millisecond
 		f.concurrent = 100
 	}, func(cfg *salesforce.Config) { cfg.LockRetries = -1 })
 	parents(t, c, 600, 3)
@@ -319,7 +319,7 @@ func TestBulkJobsOfALockHeavyObjectRunOneAtATimeOnceSerial(t *testing.T) {
 
 func TestTheConcurrentRequestLimitLowersTheClientsConcurrencyInsteadOfFailing(t *testing.T) {
 	t.Parallel()
-	sim, c, f, _, ads := faultySetup(t, func(f *orgFaults) { f.concurrent, f.hold = 2, 20*time.Millisecond },
+	sim, c, f, _, ads := faultySetup(t, func(f *orgFaults) { f.concurrent, f.hold = 2, 50*time.Millisecond },
 		func(cfg *salesforce.Config) { cfg.MaxConcurrency = 8 })
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -345,6 +345,58 @@ func TestTheConcurrentRequestLimitLowersTheClientsConcurrencyInsteadOfFailing(t 
 	}
 	if sim.Count(course) != 80 {
 		t.Errorf("org has %d courses; want 80", sim.Count(course))
+	}
+}
+
+func TestTheClientWinsConcurrencyBackAfterALongRunOfAnsweredRequests(t *testing.T) {
+	t.Parallel()
+	_, c, f, _, ads := faultySetup(t, func(f *orgFaults) { f.concurrent, f.hold = 1, 50*time.Millisecond },
+		func(cfg *salesforce.Config) { cfg.MaxConcurrency = 2 })
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if _, err := c.Count(ctx, "SELECT COUNT() FROM "+course); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if c.Concurrency() != 1 {
+		t.Fatalf("concurrency = %d after a refusal; want 1", c.Concurrency())
+	}
+	f.setHold(0)
+	for range 200 {
+		if _, err := c.Count(ctx, "SELECT COUNT() FROM "+course); err != nil {
+			t.Fatal(err)
+		}
+	}
+	changes := ads.of(salesforce.AdaptConcurrency)
+	if c.Concurrency() != 2 || len(changes) != 2 || changes[1].From != 1 || changes[1].To != 2 {
+		t.Errorf("concurrency = %d with changes %+v; want lowered to 1, then raised back to 2", c.Concurrency(), changes)
+	}
+}
+
+func TestBulkUpsertGoesThroughCollectionsOnceTheObjectTakesNoBiggerJob(t *testing.T) {
+	t.Parallel()
+	sim, c, _, calls, ads := faultySetup(t, func(f *orgFaults) { f.bulkCPULimit = 150 }, nil)
+	ctx := context.Background()
+	res, err := c.BulkUpsert(ctx, course, extID, courses("c", 1000))
+	mustAllSucceed(t, res, err, 1000)
+	// 1000 fails, both 500s fail, the four 250s fail; their 125-row halves go through collections.
+	if jobs, coll := calls.count("bulk_create"), calls.count("collections_upsert"); jobs != 7 || coll != 8 {
+		t.Errorf("%d jobs and %d collections calls; want 7 and 8", jobs, coll)
+	}
+	if learned := ads.of(salesforce.AdaptBulkJobSize); len(learned) != 1 || learned[0].To != 125 {
+		t.Errorf("bulk adaptations = %+v; want one to 125", learned)
+	}
+	res, err = c.BulkUpsert(ctx, course, extID, courses("d", 1000))
+	mustAllSucceed(t, res, err, 1000)
+	if jobs, coll := calls.count("bulk_create"), calls.count("collections_upsert"); jobs != 7 || coll != 8+5 {
+		t.Errorf("the second write took %d jobs and %d collections calls; want none and 5", jobs-7, coll-8)
+	}
+	if sim.Count(course) != 2000 {
+		t.Errorf("org has %d courses; want 2000", sim.Count(course))
 	}
 }
 

@@ -52,7 +52,7 @@ type orgFaults struct {
 	lockHold, lockWait time.Duration
 	// concurrent is how many data requests may run at once; beyond it the org answers 403
 	// REQUEST_LIMIT_EXCEEDED ConcurrentRequests (§4.2, §8.6). Each data request then takes
-	// at least hold. 0 turns it off.
+	// at least hold (which setHold may change later). 0 turns it off.
 	concurrent int
 	hold       time.Duration
 	// dupes maps an external id to the records it matches: an upsert of it fails with
@@ -105,7 +105,7 @@ func (f *orgFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.concurrent > 0 && strings.HasPrefix(r.URL.Path, "/services/data/v") {
 		f.mu.Lock()
 		f.inflight++
-		over := f.inflight > f.concurrent
+		over, hold := f.inflight > f.concurrent, f.hold
 		if over {
 			f.refused++
 		} else {
@@ -122,7 +122,7 @@ func (f *orgFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeErrors(w, http.StatusForbidden, "REQUEST_LIMIT_EXCEEDED", "ConcurrentRequests (Concurrent API Requests) Limit exceeded.")
 			return
 		}
-		time.Sleep(f.hold)
+		time.Sleep(hold)
 	}
 	switch m := jobPath.FindStringSubmatch(r.URL.Path); {
 	case r.Method == http.MethodPatch && collectionsPath.MatchString(r.URL.Path):
@@ -312,6 +312,12 @@ func (f *orgFaults) tryLock(lock chan struct{}, wait time.Duration) bool {
 	case <-t.C:
 		return false
 	}
+}
+
+func (f *orgFaults) setHold(d time.Duration) {
+	f.mu.Lock()
+	f.hold = d
+	f.mu.Unlock()
 }
 
 func (f *orgFaults) count(n *int) {
