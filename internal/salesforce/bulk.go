@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // Codes the client puts on records Salesforce never reported on, so the rejected-records
@@ -97,17 +95,7 @@ func (w *writer) bulk(ctx context.Context, recs []Record) ([]Result, error) {
 		// The object takes no job bigger than a collections call: collections are cheaper.
 		return w.collections(ctx, recs)
 	}
-	order := make([]int, len(recs))
-	for i := range order {
-		order[i] = i
-	}
-	if adaptive {
-		keys := make([]string, len(recs))
-		for i, r := range recs {
-			keys[i] = parentKey(r)
-		}
-		slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
-	}
+	order, _ := w.order(recs)
 	size := len(recs)
 	if adaptive && learned > 0 {
 		size = min(size, learned)
@@ -135,24 +123,18 @@ func (w *writer) bulk(ctx context.Context, recs []Record) ([]Result, error) {
 	}
 
 	results := make([]Result, len(recs))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(w.c.cfg.MaxConcurrency)
-	if serial || !adaptive {
-		g.SetLimit(1)
-	}
-	for _, p := range pieces {
-		g.Go(func() error {
-			res, _, err := w.splitJob(gctx, p.recs, p.data)
-			if err != nil {
-				return err
-			}
-			for j, i := range p.idx {
-				results[i] = res[j]
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err := w.each(ctx, serial, len(pieces), func(ctx context.Context, n int) error {
+		p := pieces[n]
+		res, _, err := w.splitJob(ctx, p.recs, p.data)
+		if err != nil {
+			return err
+		}
+		for j, i := range p.idx {
+			results[i] = res[j]
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return results, nil

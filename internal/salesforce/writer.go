@@ -59,9 +59,11 @@ func (w *writer) write(ctx context.Context, recs []Record, bulk bool) ([]Result,
 	if !held {
 		// The object may have gone serial during the first pass, this call's own lock
 		// errors included: the records sent again wait for their turn like any other write.
-		if done, _, err = w.obj.takeTurn(ctx); err != nil {
+		later, _, err := w.obj.takeTurn(ctx)
+		if err != nil {
 			return nil, err
 		}
+		done = later
 	}
 	return w.settle(ctx, recs, results, bulk)
 }
@@ -75,18 +77,7 @@ func (w *writer) collections(ctx context.Context, recs []Record) ([]Result, erro
 	learned, _, serial, _ := w.obj.snapshot()
 	size := cmp.Or(learned, CollectionsMax)
 	adaptive := !w.c.cfg.DisableAdaptation
-	order := make([]int, len(recs))
-	for i := range order {
-		order[i] = i
-	}
-	var keys []string
-	if adaptive {
-		keys = make([]string, len(recs))
-		for i, r := range recs {
-			keys[i] = parentKey(r)
-		}
-		slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
-	}
+	order, keys := w.order(recs)
 	var lanes [][][]int
 	for start := 0; start < len(order); start += size {
 		chunk := order[start:min(start+size, len(order))]
@@ -100,33 +91,58 @@ func (w *writer) collections(ctx context.Context, recs []Record) ([]Result, erro
 	}
 
 	results := make([]Result, len(recs))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(w.c.cfg.MaxConcurrency)
-	if serial || !adaptive {
-		g.SetLimit(1)
-	}
-	for _, lane := range lanes {
-		g.Go(func() error {
-			for _, chunk := range lane {
-				sub := make([]Record, len(chunk))
-				for j, i := range chunk {
-					sub[j] = recs[i]
-				}
-				res, _, err := w.splitCall(gctx, sub)
-				if err != nil {
-					return err
-				}
-				for j, i := range chunk {
-					results[i] = res[j]
-				}
+	err := w.each(ctx, serial, len(lanes), func(ctx context.Context, l int) error {
+		for _, chunk := range lanes[l] {
+			sub := make([]Record, len(chunk))
+			for j, i := range chunk {
+				sub[j] = recs[i]
 			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+			res, _, err := w.splitCall(ctx, sub)
+			if err != nil {
+				return err
+			}
+			for j, i := range chunk {
+				results[i] = res[j]
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return results, nil
+}
+
+// each runs fn for 0 … n-1, in parallel within MaxConcurrency, or one after the other when
+// the object is written serially or the handling is off; the first error cancels the rest.
+func (w *writer) each(ctx context.Context, serial bool, n int, fn func(ctx context.Context, i int) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(w.c.cfg.MaxConcurrency)
+	if serial || w.c.cfg.DisableAdaptation {
+		g.SetLimit(1)
+	}
+	for i := range n {
+		g.Go(func() error { return fn(gctx, i) })
+	}
+	return g.Wait()
+}
+
+// order is the order in which recs are sent, with each record's parentKey: children of
+// one parent together, or with the handling off, input order and no keys.
+func (w *writer) order(recs []Record) ([]int, []string) {
+	order := make([]int, len(recs))
+	for i := range order {
+		order[i] = i
+	}
+	if w.c.cfg.DisableAdaptation {
+		return order, nil
+	}
+	keys := make([]string, len(recs))
+	for i, r := range recs {
+		keys[i] = parentKey(r)
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
+	return order, keys
 }
 
 // parentKey is a record's parent references in relationship-name order, so that sorting
