@@ -203,10 +203,23 @@ func (o *objectState) snapshot() (collections, bulk int, serial bool, createOnly
 	return o.collections, o.bulk, o.serial, o.createOnly
 }
 
-// adapt reports a to the configured hook.
+type adaptHookKey struct{}
+
+// WithAdaptationHook returns a context that makes the client's calls under it also report
+// their adaptations to fn, so that the caller of one write (a run's slice) can put them in
+// its own activity log; Config.OnAdapt still hears every one. fn runs on the call's
+// goroutines and must be safe for concurrent use.
+func WithAdaptationHook(ctx context.Context, fn func(Adaptation)) context.Context {
+	return context.WithValue(ctx, adaptHookKey{}, fn)
+}
+
+// adapt reports a to the configured hook and to the call's own.
 func (c *Client) adapt(ctx context.Context, a Adaptation) {
 	if c.cfg.OnAdapt != nil {
 		c.cfg.OnAdapt(ctx, a)
+	}
+	if fn, ok := ctx.Value(adaptHookKey{}).(func(Adaptation)); ok {
+		fn(a)
 	}
 }
 

@@ -75,8 +75,15 @@ func TestUpsertSplitsACallThatFailsWholeAndKeepsTheSizeThatWentThrough(t *testin
 	sim, c, f, calls, ads := faultySetup(t, func(f *orgFaults) { f.cpuLimit = 60 }, nil)
 	ctx := context.Background()
 
+	var mu sync.Mutex
+	var callHook []string
+	hooked := salesforce.WithAdaptationHook(ctx, func(a salesforce.Adaptation) {
+		mu.Lock()
+		defer mu.Unlock()
+		callHook = append(callHook, a.String())
+	})
 	recs := courses("c", 200)
-	res, err := c.Upsert(ctx, course, extID, recs)
+	res, err := c.Upsert(hooked, course, extID, recs)
 	mustAllSucceed(t, res, err, 200)
 	for i, r := range res {
 		if r.ExternalID != recs[i][extID] {
@@ -91,6 +98,9 @@ func TestUpsertSplitsACallThatFailsWholeAndKeepsTheSizeThatWentThrough(t *testin
 	if len(learned) != 1 || learned[0].SObject != course || learned[0].From != 200 || learned[0].To != 50 ||
 		!strings.Contains(learned[0].Reason, "Apex CPU time limit exceeded") {
 		t.Errorf("batch-size adaptations = %+v; want one, 200 → 50 on %s, citing the CPU limit", learned, course)
+	}
+	if got := strings.Join(callHook, "; "); got != learned[0].String() {
+		t.Errorf("the call's own hook heard %q; want %q", got, learned[0].String())
 	}
 
 	// The next write uses the learned size from the start: no call fails.
