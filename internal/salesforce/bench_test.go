@@ -64,7 +64,7 @@ func BenchmarkUpsert20k(b *testing.B) {
 // BenchmarkOrgBehaviour writes through an org that fails like real ones (orgFaults, and the
 // simulator's own random lock errors for bulk jobs) and reports, with the write-time
 // handling on and switched off (Config.DisableAdaptation), how many rows Salesforce
-// rejected and how long the writes took:
+// rejected, how long the writes took and how many API calls they spent:
 //
 //   - automation: collections calls over 120 records and bulk jobs over 400 rows fail
 //     whole on the Apex CPU limit, and in collections one record in 500 carries a trigger
@@ -100,13 +100,15 @@ func BenchmarkOrgBehaviour(b *testing.B) {
 							f.lockHold, f.lockWait = 30*time.Millisecond, 10*time.Millisecond
 						}
 					}
+					spent := newCalls()
 					cfg := salesforce.Config{Tokens: newSimTokens(sim).through(f.url), DisableAdaptation: !handling,
 						BackoffBase: 10 * time.Millisecond, LockBackoff: 30 * time.Millisecond, BackoffMax: time.Second,
 						BulkPollInterval: 20 * time.Millisecond, BulkPollMax: 100 * time.Millisecond}
-					c := newClient(b, cfg)
 					setupCfg := cfg
 					setupCfg.DisableAdaptation = false
 					setupClient := newClient(b, setupCfg)
+					cfg.Observer = spent
+					c := newClient(b, cfg)
 					benchParents(b, setupClient, writers*calls*perCall)
 
 					var rejected, written atomic.Int64
@@ -148,6 +150,7 @@ func BenchmarkOrgBehaviour(b *testing.B) {
 					b.ReportMetric(float64(rejected.Load()), "rejected_rows")
 					b.ReportMetric(float64(written.Load()), "written_rows")
 					b.ReportMetric(wall.Seconds(), "wall_s")
+					b.ReportMetric(float64(spent.total()), "api_calls")
 					if got := int64(sim.Count(progress)); got != written.Load() {
 						b.Errorf("org has %d progress rows; the client reported %d written", got, written.Load())
 					}
