@@ -55,9 +55,9 @@ type Config struct {
 	// processing; see mayRepeat. Defaults to 5; a negative value disables retries.
 	MaxRetries int
 
-	// LockRetries is how many times records that failed with UNABLE_TO_LOCK_ROW are sent
-	// again, alone, with backoff, before they are reported as failed. Defaults to 4; a
-	// negative value disables lock retries.
+	// LockRetries is how many rounds records that failed with UNABLE_TO_LOCK_ROW are sent
+	// again, only they, through collections and after LockBackoff, before they are reported
+	// as failed. Defaults to 4; a negative value disables lock retries.
 	LockRetries int
 
 	// BackoffBase is the first retry's delay; each later one doubles, up to BackoffMax.
