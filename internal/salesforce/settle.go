@@ -135,8 +135,14 @@ func (w *writer) refusedCreateOnly(r Result) bool {
 		}
 		msg := strings.ToLower(e.Message)
 		for _, f := range w.createOnly {
-			if strings.Contains(msg, strings.ToLower(f)) || slices.ContainsFunc(e.Fields, func(n string) bool { return strings.EqualFold(n, f) }) {
-				return true
+			names := []string{strings.ToLower(f)}
+			if rel, ok := relationshipOf(f); ok {
+				names = append(names, strings.ToLower(rel))
+			}
+			for _, name := range names {
+				if strings.Contains(msg, name) || slices.ContainsFunc(e.Fields, func(n string) bool { return strings.EqualFold(n, name) }) {
+					return true
+				}
 			}
 		}
 	}
@@ -148,8 +154,7 @@ func (w *writer) refusedCreateOnly(r Result) bool {
 func (w *writer) withoutCreateOnly(rec Record) (Record, bool) {
 	drop := func(k string) bool {
 		for _, f := range w.createOnly {
-			if strings.EqualFold(k, f) ||
-				strings.HasSuffix(strings.ToLower(f), "__c") && strings.EqualFold(k, f[:len(f)-3]+"__r") {
+			if rel, ok := relationshipOf(f); strings.EqualFold(k, f) || ok && strings.EqualFold(k, rel) {
 				return true
 			}
 		}
@@ -162,6 +167,15 @@ func (w *writer) withoutCreateOnly(rec Record) (Record, bool) {
 		}
 	}
 	return out, len(out) < len(rec)
+}
+
+// relationshipOf names a custom field's relationship, "X__c" → "X__r", the key a record
+// refers to the parent by (reference/salesforce.md §2.2).
+func relationshipOf(field string) (string, bool) {
+	if len(field) < 3 || !strings.EqualFold(field[len(field)-3:], "__c") {
+		return "", false
+	}
+	return field[:len(field)-3] + "__r", true
 }
 
 // explainDuplicates completes every DUPLICATE_EXTERNAL_ID failure with the ids of the
