@@ -189,6 +189,14 @@ func (c *Client) object(sobject string) *objectState {
 // describe gives them ("skilljar__Student__c"); a custom field's relationship ("…__r") is
 // left out along with it. Each call replaces the object's set; no names clears it. Safe for
 // concurrent use; writes already under way keep the set they started with.
+//
+// Records are sent with the fields. Salesforce refuses an existing record that carries one
+// (Config.CreateOnlyCodes, the error naming the field or its relationship) and writes the
+// rest; the refused records go once more without the fields, through collections, or as a
+// Bulk API job when a bulk pass had 2,000 or more of them. That costs no call on a first
+// backfill, where every record is new, and one call more per call that met existing records
+// (a catch-up, a re-drive), where asking first which records exist would cost a query per
+// call on every run.
 func (c *Client) SetCreateOnly(sobject string, fields ...string) {
 	o := c.object(sobject)
 	o.mu.Lock()
