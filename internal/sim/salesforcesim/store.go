@@ -340,3 +340,16 @@ func (s *Sim) SetFieldAccess(sobject, field string, createable, updateable bool)
 		}
 	}
 }
+
+// Writable reports whether an object has the field and a client may set it: false for a field
+// the org lacks, numbers itself (auto-number) or computes.
+func (s *Sim) Writable(sobject, field string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.table(sobject)
+	if t == nil {
+		return false
+	}
+	f := t.obj.field(field)
+	return f != nil && !f.AutoNumber && !f.Calculated && (f.Createable || f.Updateable)
+}
