@@ -36,7 +36,8 @@ const (
 	// ProfileDeveloperEdition allows 5 concurrent long-running requests, not 25 (§8.6).
 	ProfileDeveloperEdition = "developer-edition"
 	// ProfileDirty makes the package's external id fields non-unique, so SeedDuplicates can
-	// leave two records under one external id and an upsert matching both fails (§8.7).
+	// leave two records under one external id and an upsert matching both fails, and another
+	// writer creates Contacts between a caller's query and its create (§8.7, raceQuery).
 	ProfileDirty = "dirty"
 )
 
@@ -270,4 +271,35 @@ func (s *Sim) SeedDuplicates(sobject, externalID string, n int) []string {
 		ids = append(ids, res.id)
 	}
 	return ids
+}
+
+// raceEvery paces the other writer of ProfileDirty: one query in this many loses the race.
+const raceEvery = 2
+
+// raceQuery plays another writer racing the caller in a dirty org (§8.7: "another writer may
+// create the same record between a read and a write"), e.g. Skilljar's own sync: after a
+// query of Contacts by Email that found no Contact for some address, the other writer creates
+// one for the first such address, every raceEvery-th time, so that a caller who creates what
+// the query did not find makes a duplicate. The caller holds s.mu.
+func (s *Sim) raceQuery(q *query, found []*row) {
+	c, ok := q.where.(*comparison)
+	if !s.has(ProfileDirty) || !ok || q.table.obj.Name != "Contact" || c.path.rel != nil ||
+		c.path.field.Name != "Email" || (c.op != "IN" && c.op != "=") {
+		return
+	}
+	if s.raced++; s.raced%raceEvery != 0 {
+		return
+	}
+	for _, v := range c.values {
+		email, _ := v.(string)
+		if email == "" || slices.ContainsFunc(found, func(r *row) bool { return strings.EqualFold(q.table.text(r.values, "Email"), email) }) {
+			continue
+		}
+		var undo []func()
+		t := q.table
+		s.writeOne(s.nextSeq(), writeOp{table: t, mode: modeInsert, changes: []change{
+			{field: t.obj.field("Email"), value: email}, {field: t.obj.field("LastName"), value: "Created elsewhere"},
+		}}, &undo)
+		return
+	}
 }

@@ -399,3 +399,37 @@ func TestRefreshTokenExpiresWhenIdle(t *testing.T) {
 		t.Fatalf("the idle grant was not ended: %+v", st)
 	}
 }
+
+func TestDirtyOrgHasAnotherWriterCreatingContactsBetweenAQueryAndACreate(t *testing.T) {
+	s := startSim(t, Config{Profiles: []string{ProfileDirty}})
+	c := newClient(t, s)
+	const soql = "SELECT Id, Email FROM Contact WHERE Email IN ('a@example.com', 'b@example.com')"
+	size := func() int {
+		var out struct{ TotalSize int }
+		c.query(soql).json(t, &out)
+		return out.TotalSize
+	}
+	if n := size(); n != 0 {
+		t.Fatalf("first query found %d", n)
+	}
+	if n := size(); n != 0 {
+		t.Fatalf("second query found %d: the other writer creates after the read, not before", n)
+	}
+	recs := s.Records("Contact")
+	if len(recs) != 1 || recs[0]["Email"] != "a@example.com" {
+		t.Fatalf("after the racing query the org holds %v, want the other writer's a@example.com", recs)
+	}
+	// A caller that creates what its query did not find now makes a duplicate.
+	r := c.do("POST", "sobjects/Contact", map[string]any{"LastName": "Ada", "Email": "a@example.com"})
+	if r.status != http.StatusCreated || s.Count("Contact") != 2 {
+		t.Fatalf("create = %d %s, %d Contacts", r.status, r.body, s.Count("Contact"))
+	}
+	// The default org has no other writer.
+	clean := newClient(t, startSim(t, Config{}))
+	for range 3 {
+		clean.query(soql)
+	}
+	if n := clean.sim.Count("Contact"); n != 0 {
+		t.Fatalf("the default org created %d Contacts", n)
+	}
+}

@@ -123,6 +123,7 @@ type Sim struct {
 	seq      uint64               // numbers query locators and transactions
 	locks    map[string]lockHold  // parent Id → the transaction holding it (ProfileLocks)
 	inflight map[uint64]time.Time // data API requests in flight, by start (ConcurrentLimit)
+	raced    int                  // Contact queries the other writer of ProfileDirty saw
 
 	loginURL, instanceURL string
 	servers               []*http.Server
