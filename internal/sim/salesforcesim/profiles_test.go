@@ -381,6 +381,12 @@ func TestDirtyOrgFailsUpsertsMatchingSeveralRecords(t *testing.T) {
 	if rec, _ := s.RecordByExternalID(objStudent, ObfuscatedID, "u-1"); rec[studentEmail] != nil {
 		t.Fatalf("a multi-match wrote %v", rec)
 	}
+	// A child naming the duplicated parent cannot tell which one it means.
+	seedParents(c)
+	e = firstError(t, c.upsert(objProgress, false, progress("cp-1", "u-1", "c-1"))[0])
+	if e.StatusCode != "DUPLICATE_EXTERNAL_ID" || !strings.Contains(e.Message, ids[1]) {
+		t.Fatalf("child of a duplicated parent = %+v", e)
+	}
 }
 
 func TestRefreshTokenExpiresWhenIdle(t *testing.T) {

@@ -372,6 +372,14 @@ func (s *Sim) resolveValues(changes []change) (map[*Field]any, []recordErr) {
 	for _, c := range changes {
 		f, v := c.field, c.value
 		if c.parent != nil {
+			if ids := c.parent.table.matches(c.parent.field, c.parent.value); len(ids) > 1 {
+				// A parent reference matching several records (ProfileDirty); the code is the
+				// upsert's, the wording UNCONFIRMED.
+				errs = append(errs, newRecordErr("DUPLICATE_EXTERNAL_ID", fmt.Sprintf(
+					"Foreign key external ID: %s matches more than one record for field %s in entity %s: [%s]",
+					c.parent.value, c.parent.field.Name, c.parent.table.obj.Name, strings.Join(ids, ", "))))
+				continue
+			}
 			p := c.parent.table.lookup(c.parent.field, c.parent.value)
 			if p == nil {
 				errs = append(errs, newRecordErr("INVALID_FIELD", fmt.Sprintf(
