@@ -267,7 +267,7 @@ func (s *Sim) SeedDuplicates(sobject, externalID string, n int) []string {
 	var ids []string
 	for range n {
 		var undo []func()
-		res := s.writeOne(0, writeOp{table: t, mode: modeInsert, changes: []change{{field: key, value: externalID}}}, &undo)
+		res := s.writeOne(0, writeOp{table: t, mode: modeInsert, org: true, changes: []change{{field: key, value: externalID}}}, &undo)
 		ids = append(ids, res.id)
 	}
 	return ids
@@ -297,7 +297,7 @@ func (s *Sim) raceQuery(q *query, found []*row) {
 		}
 		var undo []func()
 		t := q.table
-		s.writeOne(s.nextSeq(), writeOp{table: t, mode: modeInsert, changes: []change{
+		s.writeOne(s.nextSeq(), writeOp{table: t, mode: modeInsert, org: true, changes: []change{
 			{field: t.obj.field("Email"), value: email}, {field: t.obj.field("LastName"), value: "Created elsewhere"},
 		}}, &undo)
 		return

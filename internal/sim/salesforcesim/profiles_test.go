@@ -439,3 +439,11 @@ func TestDirtyOrgHasAnotherWriterCreatingContactsBetweenAQueryAndACreate(t *test
 		t.Fatalf("the default org created %d Contacts", n)
 	}
 }
+
+func TestSeededDuplicatesPassCustomerAutomation(t *testing.T) {
+	s := startSim(t, Config{Profiles: []string{ProfileDirty, ProfileAutomation}})
+	failing, _ := automatedIDs(s, objStudent, 1)
+	if ids := s.SeedDuplicates(objStudent, failing[0], 2); len(ids) != 2 || ids[0] == "" || ids[1] == "" || s.Count(objStudent) != 2 {
+		t.Fatalf("SeedDuplicates = %v with %d students; the org's own records pass its triggers", ids, s.Count(objStudent))
+	}
+}
