@@ -169,7 +169,7 @@ func (f *findings) checkRelationship(d *salesforce.SObjectDescribe, o *mapping.O
 	case !fd.Createable:
 		f.block("%s.%s: lookup is not writable by the integration user (createable=%t, updateable=%t)", d.Name, fd.Name, fd.Createable, fd.Updateable)
 	case !fd.Updateable:
-		f.adapt(runstore.AdaptCreateOnly, o, mf.Relationship, "%s.%s cannot be reparented (master-detail without Allow Reparenting); "+
+		f.adapt(runstore.AdaptCreateOnly, o, fd.Name, "%s.%s cannot be reparented (master-detail without Allow Reparenting); "+
 			"%s is written when a record is created and left out on update", d.Name, fd.Name, mf.Relationship)
 	}
 	parent, _ := m.Object(mf.Parent)

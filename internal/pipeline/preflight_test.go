@@ -54,8 +54,8 @@ func TestPreflightAdaptsToMasterDetailAutoNumberAndSparseOrgs(t *testing.T) {
 		t.Fatalf("preflight blocked an org it can adapt to: %v", err)
 	}
 	want := map[string]string{
-		"skilljar__Course_Progress__c.skilljar__Student__r":         runstore.AdaptCreateOnly,
-		"skilljar__Published_Course__c.skilljar__Course__r":         runstore.AdaptCreateOnly,
+		"skilljar__Course_Progress__c.skilljar__Student__c":         runstore.AdaptCreateOnly,
+		"skilljar__Published_Course__c.skilljar__Course__c":         runstore.AdaptCreateOnly,
 		"skilljar__Course_Progress__c.Name":                         runstore.AdaptOmit,
 		"skilljar__Course__c.skilljar__Short_Description__c":        runstore.AdaptOmit,
 		"skilljar__Published_Course__c.skilljar__Course_Url__c":     runstore.AdaptOmit,
@@ -72,7 +72,7 @@ func TestPreflightAdaptsToMasterDetailAutoNumberAndSparseOrgs(t *testing.T) {
 		}
 	}
 	create := pipeline.CreateOnlyFields(got)
-	if !slices.Equal(create["skilljar__Course_Progress__c"], []string{"skilljar__Student__r"}) {
+	if !slices.Equal(create["skilljar__Course_Progress__c"], []string{"skilljar__Student__c"}) {
 		t.Fatalf("CreateOnlyFields = %v", create)
 	}
 }

@@ -116,7 +116,8 @@ type Adaptation struct {
 	Kind    string `json:"kind"`
 	Object  string `json:"object"`
 	SObject string `json:"sobject"`
-	// Field is the row key: a field's API name, or a relationship's name (…__r).
+	// Field is the field's API name; for a parent reference, its lookup field (the row
+	// refers to the parent through the relationship, …__r).
 	Field   string `json:"field"`
 	Message string `json:"message"`
 }
