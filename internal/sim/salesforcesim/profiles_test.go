@@ -447,3 +447,19 @@ func TestSeededDuplicatesPassCustomerAutomation(t *testing.T) {
 		t.Fatalf("SeedDuplicates = %v with %d students; the org's own records pass its triggers", ids, s.Count(objStudent))
 	}
 }
+
+func TestConcurrencyLimitCountsOnlyLongRunningRequests(t *testing.T) {
+	s := startSim(t, Config{ConcurrentLimit: 1, LongRunning: time.Hour, Latency: 200 * time.Millisecond})
+	c := newClient(t, s)
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := c.do("GET", "limits", nil); r.status != http.StatusOK {
+				t.Errorf("a short request = %d %s", r.status, r.body)
+			}
+		}()
+	}
+	wg.Wait()
+}
