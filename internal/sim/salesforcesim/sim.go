@@ -107,20 +107,22 @@ func (c Config) withDefaults() Config {
 type Sim struct {
 	cfg Config
 
-	mu       sync.Mutex
-	rng      *mrand.Rand
-	tables   map[string]*table // by lower-case object name
-	auth     authState
-	usage    int
-	batches  int // internal bulk batches, for DailyBulkApiBatches
-	calls    map[callKey]int
-	faults   []*Fault
-	recErr   map[recordKey]*recordFault
-	writes   []logEntry
-	cursors  []*cursor
-	jobs     map[string]*bulkJob
-	jobSeq   uint64
-	seq      uint64               // numbers query locators and transactions
+	mu      sync.Mutex
+	rng     *mrand.Rand
+	tables  map[string]*table // by lower-case object name
+	auth    authState
+	usage   int
+	batches int // internal bulk batches, for DailyBulkApiBatches
+	calls   map[callKey]int
+	faults  []*Fault
+	recErr  map[recordKey]*recordFault
+	writes  []logEntry
+	cursors []*cursor
+	jobs    map[string]*bulkJob
+	jobSeq  uint64
+	seq     uint64 // numbers query locators and transactions
+
+	// The org profiles' state.
 	locks    map[string]lockHold  // parent Id → the transaction holding it (ProfileLocks)
 	inflight map[uint64]time.Time // data API requests in flight, by start (ConcurrentLimit)
 	raced    int                  // Contact queries the other writer of ProfileDirty saw
@@ -144,17 +146,16 @@ func New(cfg Config) *Sim {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sim{
-		cfg:      cfg,
-		rng:      mrand.New(mrand.NewPCG(cfg.Seed, cfg.Seed^0x5f)),
-		tables:   make(map[string]*table),
-		calls:    make(map[callKey]int),
-		recErr:   make(map[recordKey]*recordFault),
-		jobs:     make(map[string]*bulkJob),
-		locks:    make(map[string]lockHold),
-		inflight: make(map[uint64]time.Time),
-		ctx:      ctx,
-		cancel:   cancel,
+		cfg:    cfg,
+		rng:    mrand.New(mrand.NewPCG(cfg.Seed, cfg.Seed^0x5f)),
+		tables: make(map[string]*table),
+		calls:  make(map[callKey]int),
+		recErr: make(map[recordKey]*recordFault),
+		jobs:   make(map[string]*bulkJob),
+		ctx:    ctx,
+		cancel: cancel,
 	}
+	s.locks, s.inflight = make(map[string]lockHold), make(map[uint64]time.Time)
 	s.auth.init()
 	for _, obj := range cfg.Schema {
 		// A private copy, so SetFieldAccess never reaches into the caller's Config.
