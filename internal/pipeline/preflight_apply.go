@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/sjbackfill/backfill/internal/runstore"
@@ -20,29 +21,22 @@ func (s *slice) adaptRows(object string, rows []pendingRow) {
 	if s.run.Plan == nil {
 		return
 	}
-	var omit, createOnly []string
-	sobject := ""
-	for _, a := range s.run.Plan.Adaptations {
-		switch {
-		case a.Object != object:
-		case a.Kind == runstore.AdaptOmit:
-			omit = append(omit, a.Field)
-		case a.Kind == runstore.AdaptCreateOnly:
-			createOnly, sobject = append(createOnly, a.Field), a.SObject
+	o, _ := s.e.Mapping.Object(object)
+	if sink, ok := s.e.Sink.(createOnlySink); ok {
+		if fields := CreateOnlyFields(s.run.Plan.Adaptations)[o.SObject]; len(fields) > 0 {
+			sink.SetCreateOnly(o.SObject, fields...)
 		}
 	}
-	if sink, ok := s.e.Sink.(createOnlySink); ok && len(createOnly) > 0 {
-		sink.SetCreateOnly(sobject, createOnly...)
-	}
-	if len(omit) == 0 {
-		return
+	var omit []string
+	for _, a := range s.run.Plan.Adaptations {
+		if a.Kind == runstore.AdaptOmit && a.Object == object {
+			omit = append(omit, a.Field)
+		}
 	}
 	for _, r := range rows {
 		for k := range r.row {
-			for _, f := range omit {
-				if strings.EqualFold(k, f) {
-					delete(r.row, k)
-				}
+			if slices.ContainsFunc(omit, func(f string) bool { return strings.EqualFold(k, f) }) {
+				delete(r.row, k)
 			}
 		}
 	}
