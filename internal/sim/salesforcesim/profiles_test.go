@@ -268,7 +268,10 @@ func TestAutomationFailsBulkTriggerChunksOverTheLimit(t *testing.T) {
 }
 
 func TestLocksRefuseConcurrentWritesUnderOneParentOnly(t *testing.T) {
-	s := startSim(t, Config{Profiles: []string{ProfileLocks}, LockWindow: 300 * time.Millisecond})
+	t.Parallel()
+	// A window far longer than the gaps between the requests below, so a loaded machine
+	// cannot make them miss each other.
+	s := startSim(t, Config{Profiles: []string{ProfileLocks}, LockWindow: time.Second})
 	c := newClient(t, s)
 	seedParents(c, "u-1", "u-2")
 	// Sequential writes under one parent never collide: each transaction has ended.
@@ -305,7 +308,8 @@ func TestLocksRefuseConcurrentWritesUnderOneParentOnly(t *testing.T) {
 }
 
 func TestLocksRunBulkBatchesInParallelSoSharedParentsCollide(t *testing.T) {
-	s := startSim(t, Config{Profiles: []string{ProfileLocks}, LockWindow: 300 * time.Millisecond})
+	t.Parallel()
+	s := startSim(t, Config{Profiles: []string{ProfileLocks}, LockWindow: time.Second})
 	c := newClient(t, s)
 	seedParents(c, "u-1")
 	var b strings.Builder
@@ -327,7 +331,8 @@ func TestLocksRunBulkBatchesInParallelSoSharedParentsCollide(t *testing.T) {
 }
 
 func TestDeveloperEditionRefusesASixthConcurrentRequest(t *testing.T) {
-	s := startSim(t, Config{Profiles: []string{ProfileDeveloperEdition}, Latency: 300 * time.Millisecond})
+	t.Parallel()
+	s := startSim(t, Config{Profiles: []string{ProfileDeveloperEdition}, Latency: time.Second})
 	c := newClient(t, s)
 	var wg sync.WaitGroup
 	statuses := make([]int, 5)
@@ -338,7 +343,7 @@ func TestDeveloperEditionRefusesASixthConcurrentRequest(t *testing.T) {
 			statuses[i] = c.do("GET", "limits", nil).status
 		}()
 	}
-	time.Sleep(100 * time.Millisecond) // the five are in flight
+	time.Sleep(300 * time.Millisecond) // the five are in flight
 	r := c.do("GET", "limits", nil)
 	wg.Wait()
 	var errs []apiError
@@ -390,6 +395,7 @@ func TestDirtyOrgFailsUpsertsMatchingSeveralRecords(t *testing.T) {
 }
 
 func TestRefreshTokenExpiresWhenIdle(t *testing.T) {
+	t.Parallel()
 	s := startSim(t, Config{RefreshIdle: 150 * time.Millisecond})
 	tok := s.MintTokens("api refresh_token")
 	fresh, _, status := requestToken(t, s, s.tokenForm("refresh_token", "refresh_token", tok.RefreshToken))
@@ -449,6 +455,7 @@ func TestSeededDuplicatesPassCustomerAutomation(t *testing.T) {
 }
 
 func TestConcurrencyLimitCountsOnlyLongRunningRequests(t *testing.T) {
+	t.Parallel()
 	s := startSim(t, Config{ConcurrentLimit: 1, LongRunning: time.Hour, Latency: 200 * time.Millisecond})
 	c := newClient(t, s)
 	var wg sync.WaitGroup
