@@ -396,13 +396,13 @@ func TestDirtyOrgFailsUpsertsMatchingSeveralRecords(t *testing.T) {
 
 func TestRefreshTokenExpiresWhenIdle(t *testing.T) {
 	t.Parallel()
-	s := startSim(t, Config{RefreshIdle: 150 * time.Millisecond})
+	s := startSim(t, Config{RefreshIdle: time.Second})
 	tok := s.MintTokens("api refresh_token")
 	fresh, _, status := requestToken(t, s, s.tokenForm("refresh_token", "refresh_token", tok.RefreshToken))
 	if status != http.StatusOK {
 		t.Fatalf("refresh while in use = %d", status)
 	}
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
 	_, bad, status := requestToken(t, s, s.tokenForm("refresh_token", "refresh_token", fresh.RefreshToken))
 	if status != http.StatusBadRequest || bad.Error != "invalid_grant" || bad.Description != "expired access/refresh token" {
 		t.Fatalf("refresh after idling = %d %+v", status, bad)
