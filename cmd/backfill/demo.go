@@ -177,6 +177,9 @@ func summaryTable(w io.Writer, r *runstore.Run) {
 			sf[o.Object] = o.SalesforceCount
 		}
 	}
+	if r.Plan == nil {
+		return // preflight stopped the run before it planned anything
+	}
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "object\tread\twritten\tskipped\trejected\tin Salesforce\t")
 	for _, o := range r.Plan.Objects {

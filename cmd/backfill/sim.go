@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
@@ -21,6 +23,12 @@ type simFlags struct {
 	perMinute, perHour           int
 	dailyLimit                   int
 	sessionTTL                   time.Duration
+	// orgProfiles and refreshIdle shape the Salesforce org as real ones are; userOrder and
+	// membershipChurn shape Skilljar's lists.
+	orgProfiles     string
+	refreshIdle     time.Duration
+	userOrder       string
+	membershipChurn float64
 }
 
 func (f *simFlags) register(fs *flag.FlagSet) {
@@ -36,42 +44,68 @@ func (f *simFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.perHour, "skilljar-per-hour", 5000, "Skilljar hourly limit per key (0 = none)")
 	fs.IntVar(&f.dailyLimit, "salesforce-daily-limit", 100000, "Salesforce DailyApiRequests maximum")
 	fs.DurationVar(&f.sessionTTL, "session-ttl", 2*time.Hour, "Salesforce access-token lifetime")
+	fs.StringVar(&f.orgProfiles, "org-profile", "", "Salesforce org profiles, comma-separated: "+strings.Join(salesforcesim.Profiles, ", "))
+	fs.DurationVar(&f.refreshIdle, "refresh-idle", 0, "expire a Salesforce refresh token unused this long (0 = never; partner apps: 720h)")
+	fs.StringVar(&f.userOrder, "user-order", skilljarsim.OrderCreated, "order of Skilljar's user lists: created, newest_first or unstable")
+	fs.Float64Var(&f.membershipChurn, "membership-churn", 0, "Skilljar members leaving and rejoining domains per second during the run")
 }
 
 func (f *simFlags) skilljar() skilljarsim.Config {
 	return skilljarsim.Config{
 		Seed: f.seed, Domains: f.domains, Users: f.users, Courses: f.courses,
 		Latency: f.latency, FaultRate: f.faultRate, PerMinute: f.perMinute, PerHour: f.perHour,
+		UserOrder: f.userOrder,
 	}
 }
 
-func (f *simFlags) salesforce() salesforcesim.Config {
+func (f *simFlags) salesforce() (salesforcesim.Config, error) {
+	profiles, err := salesforcesim.ParseProfiles(f.orgProfiles)
+	if err != nil {
+		return salesforcesim.Config{}, fmt.Errorf("--org-profile: %w", err)
+	}
 	return salesforcesim.Config{
 		DailyLimit: f.dailyLimit, SessionTTL: f.sessionTTL, Latency: f.latency,
-		FaultRate: f.faultRate, Seed: uint64(f.seed),
-	}
+		FaultRate: f.faultRate, Seed: uint64(f.seed), Profiles: profiles, RefreshIdle: f.refreshIdle,
+	}, nil
 }
 
 // sims is both simulators running.
 type sims struct {
-	sj *skilljarsim.Sim
-	sf *salesforcesim.Sim
+	sj        *skilljarsim.Sim
+	sf        *salesforcesim.Sim
+	stopChurn func()
 }
 
 func startSims(f *simFlags) (*sims, error) {
+	sfCfg, err := f.salesforce()
+	if err != nil {
+		return nil, err
+	}
 	sj, err := skilljarsim.Start(f.skilljar(), f.skilljarAddr)
 	if err != nil {
 		return nil, fmt.Errorf("start the Skilljar simulator: %w", err)
 	}
-	sf, err := salesforcesim.Start(f.salesforce(), f.salesforceAddr)
+	sf, err := salesforcesim.Start(sfCfg, f.salesforceAddr)
 	if err != nil {
 		_ = sj.Close()
 		return nil, fmt.Errorf("start the Salesforce simulator: %w", err)
 	}
-	return &sims{sj: sj, sf: sf}, nil
+	if slices.Contains(sfCfg.Profiles, salesforcesim.ProfileDirty) {
+		// A dirty org already holds two Students for a few learners, as an earlier import
+		// into a non-unique external id leaves them.
+		learners := sj.Org().Learners
+		for _, l := range learners[:min(dirtyLearners, len(learners))] {
+			sf.SeedDuplicates("skilljar__Student__c", l.ID, 2)
+		}
+	}
+	return &sims{sj: sj, sf: sf, stopChurn: sj.StartChurn(f.membershipChurn)}, nil
 }
 
+// dirtyLearners is how many learners the dirty profile duplicates in Salesforce.
+const dirtyLearners = 3
+
 func (s *sims) Close() {
+	s.stopChurn()
 	_ = s.sj.Close()
 	_ = s.sf.Close()
 }

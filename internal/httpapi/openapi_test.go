@@ -138,7 +138,7 @@ func TestOpenAPISchemasListTheFieldsTheServerSends(t *testing.T) {
 		"Error": httpapi.Error{}, "ErrorBody": httpapi.ErrorBody{}, "FieldError": settings.FieldError{},
 		"Health": httpapi.Health{}, "StartBody": httpapi.StartBody{}, "RunList": httpapi.RunList{},
 		"EventList": httpapi.EventList{}, "RejectedPage": httpapi.RejectedPage{}, "SampleList": httpapi.SampleList{},
-		"Run": runstore.Run{}, "Scope": runstore.Scope{}, "Plan": runstore.Plan{}, "StreamDef": runstore.StreamDef{},
+		"Run": runstore.Run{}, "Scope": runstore.Scope{}, "Plan": runstore.Plan{}, "Adaptation": runstore.Adaptation{}, "StreamDef": runstore.StreamDef{},
 		"StreamStatus": runstore.StreamStatus{}, "Counters": runstore.Counters{}, "Progress": runstore.Progress{},
 		"Summary": runstore.Summary{}, "ObjectSummary": runstore.ObjectSummary{}, "Event": runstore.Event{},
 		"Rejected": runstore.Rejected{}, "Sample": runstore.Sample{}, "Settings": settings.Settings{},

@@ -47,6 +47,9 @@ type Field struct {
 	// Truncate cuts strings to this many characters; only for label fields such as Name,
 	// where a shortened value loses nothing the record keeps elsewhere.
 	Truncate int `json:"truncate,omitempty"`
+	// ValueMap replaces source values on the way to Salesforce, e.g. Skilljar's "PASSED"
+	// by an org's picklist value "Passed"; values it does not name pass unchanged.
+	ValueMap map[string]string `json:"value_map,omitempty"`
 	// Confirmed is false for names no public source states; preflight checks them all.
 	Confirmed bool   `json:"confirmed"`
 	Note      string `json:"note,omitempty"`
@@ -185,6 +188,9 @@ func (m *Mapping) validate() error {
 			if f.Truncate < 0 {
 				add("%s.truncate: must be 0 (off) or a positive length", fat)
 			}
+			if len(f.ValueMap) > 0 && (f.Relationship != "" || f.Type != "" && f.Type != "string") {
+				add("%s.value_map: maps text values only; remove it or make the field a string field", fat)
+			}
 			if target != "" {
 				if targets[strings.ToLower(target)] {
 					add("%s: %s is mapped twice in %s", fat, target, o.Name)
@@ -288,6 +294,9 @@ func convert(raw any, f Field) (any, error) {
 		s := fmt.Sprint(raw)
 		if t, ok := raw.(time.Time); ok {
 			s = t.UTC().Format(SalesforceTime)
+		}
+		if v, ok := f.ValueMap[s]; ok {
+			s = v
 		}
 		if f.Truncate > 0 && utf8.RuneCountInString(s) > f.Truncate {
 			s = string([]rune(s)[:f.Truncate])

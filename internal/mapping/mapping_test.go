@@ -131,3 +131,30 @@ func TestLoadReadsAFileAndNamesItInErrors(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestValueMapReplacesNamedValuesAndPassesOthers(t *testing.T) {
+	t.Parallel()
+	m, err := mapping.Parse([]byte(`{"version": 1, "objects": [{"name": "course_progress", "sobject": "P__c", "external_id": "E__c",
+	  "fields": [{"field": "E__c", "source": "id"},
+	    {"field": "Status__c", "source": "success_status", "value_map": {"PASSED": "Passed", "FAILED": "Failed"}}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := m.Object(mapping.CourseProgress)
+	for src, want := range map[any]any{"PASSED": "Passed", "FAILED": "Failed", "PENDING": "PENDING", nil: nil} {
+		row, _, err := o.Row(mapping.Source{"id": "cp1", "success_status": src})
+		if err != nil || row["Status__c"] != want {
+			t.Errorf("success_status %v → %v (%v), want %v", src, row["Status__c"], err, want)
+		}
+	}
+}
+
+func TestValueMapOnlyMapsTextFields(t *testing.T) {
+	t.Parallel()
+	_, err := mapping.Parse([]byte(`{"version": 1, "objects": [{"name": "course_progress", "sobject": "P__c", "external_id": "E__c",
+	  "fields": [{"field": "E__c", "source": "id"},
+	    {"field": "Score__c", "source": "score", "type": "number", "value_map": {"1": "2"}}]}]}`))
+	if err == nil || !strings.Contains(err.Error(), "objects[0].fields[1].value_map: maps text values only") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -159,7 +159,7 @@ func TestAMalformedSourcePageFailsTheRunNamingThePageAndAResumeFinishesExact(t *
 func TestPreflightFailureListsEveryProblemAndWritesNothing(t *testing.T) {
 	t.Parallel()
 	e := setup(t, options{})
-	e.sf.SetFieldAccess("skilljar__Student__c", "skilljar__Email__c", true, false)
+	e.sf.SetFieldAccess("skilljar__Student__c", "skilljar__Email__c", false, true)
 	e.sf.SetFieldAccess("skilljar__Course_Progress__c", "skilljar__Score__c", false, false)
 	e.startWorker(t)
 	run := e.start(t, runstore.Scope{})

@@ -63,11 +63,12 @@ func (s *slice) planRedrive(ctx context.Context) (runstore.Plan, int64, error) {
 			streams = append(streams, runstore.StreamDef{Name: streamRedrive + ":" + o, Kind: streamRedrive, Object: o})
 		}
 	}
-	if err := Preflight(ctx, s.e.Sink, s.e.Mapping, objects, s.run.Scope); err != nil {
+	adaptations, err := Preflight(ctx, s.e.Sink, s.e.Mapping, objects, s.run.Scope)
+	if err != nil {
 		return runstore.Plan{}, 0, err
 	}
 	return runstore.Plan{Streams: streams, Objects: objects, Sink: s.run.Scope.SinkMode,
-		Notes: []string{"retries the rejected records of run " + s.run.Parent}}, total, nil
+		Notes: []string{"retries the rejected records of run " + s.run.Parent}, Adaptations: adaptations}, total, nil
 }
 
 // redriveStream sends one object's rows of the parent's ledger again, committing after every

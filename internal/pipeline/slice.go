@@ -319,7 +319,8 @@ func (s *slice) plan(ctx context.Context) error {
 	if sc.LinkContacts && s.e.Contacts == nil {
 		return &PreflightError{Problems: []string{"Link Contacts is on but this engine has no Salesforce client for Contacts; turn Link Contacts off or configure the Salesforce connection"}}
 	}
-	if err := Preflight(ctx, s.e.Sink, s.e.Mapping, objects, sc); err != nil {
+	adaptations, err := Preflight(ctx, s.e.Sink, s.e.Mapping, objects, sc)
+	if err != nil {
 		return err
 	}
 	has := func(o string) bool { return contains(objects, o) }
@@ -370,7 +371,7 @@ func (s *slice) plan(ctx context.Context) error {
 	if sc.DryRun {
 		sink = "none (dry run)"
 	}
-	return s.savePlan(ctx, runstore.Plan{Streams: streams, Domains: domains, Objects: objects, Sink: sink, Notes: notes}, total)
+	return s.savePlan(ctx, runstore.Plan{Streams: streams, Domains: domains, Objects: objects, Sink: sink, Notes: notes, Adaptations: adaptations}, total)
 }
 
 // savePlan records the plan, says so in the activity log and reloads the run.
@@ -387,6 +388,7 @@ func (s *slice) savePlan(ctx context.Context, p runstore.Plan, total int64) erro
 		msg += "; " + strings.Join(p.Notes, "; ")
 	}
 	s.event(ctx, "info", "planned", msg)
+	s.reportAdaptations(ctx, p.Adaptations)
 	s.logger().Info().Int("streams", len(p.Streams)).Int64("total", total).Msg(msg)
 	run, err := s.e.Store.Get(ctx, s.run.ID)
 	if err != nil {

@@ -114,6 +114,7 @@ func (s *slice) chunk(n int) int {
 // Bulk API job) and tallies every row's outcome. A dry run tallies them as skipped and keeps
 // a few as samples. An error means the call itself failed and nothing may be committed.
 func (s *slice) write(ctx context.Context, object string, rows []pendingRow, stream string) (*tally, error) {
+	s.adaptRows(object, rows)
 	t := newTally()
 	o, _ := s.e.Mapping.Object(object)
 	send := make([]salesforce.Record, 0, len(rows))

@@ -94,6 +94,32 @@ type Plan struct {
 	Objects []string    `json:"objects"`
 	Sink    string      `json:"sink"`
 	Notes   []string    `json:"notes,omitempty"`
+	// Adaptations are how the run fits the org where preflight found it differs from the
+	// mapping but writing stays safe.
+	Adaptations []Adaptation `json:"adaptations,omitempty"`
+}
+
+// Adaptation kinds.
+const (
+	// AdaptCreateOnly: the field is written when a record is created and left out when it
+	// is updated (a master-detail relationship without reparenting).
+	AdaptCreateOnly = "create_only"
+	// AdaptOmit: the field is never written (an auto-number, or an optional field the org
+	// lacks).
+	AdaptOmit = "omit"
+	// AdaptWarn: nothing changes, but the operator should know (a non-unique external id).
+	AdaptWarn = "warning"
+)
+
+// Adaptation is one way a run bends to the org instead of failing.
+type Adaptation struct {
+	Kind    string `json:"kind"`
+	Object  string `json:"object"`
+	SObject string `json:"sobject"`
+	// Field is the field's API name; for a parent reference, its lookup field (the row
+	// refers to the parent through the relationship, …__r).
+	Field   string `json:"field"`
+	Message string `json:"message"`
 }
 
 // Counters count what happened to source records of one object. They always add up:

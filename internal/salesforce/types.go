@@ -61,6 +61,17 @@ type FieldDescribe struct {
 	RelationshipName string   `json:"relationshipName"`
 	Custom           bool     `json:"custom"`
 	Calculated       bool     `json:"calculated"`
+	// AutoNumber fields are numbered by the org; RestrictedPicklist ones take only
+	// PicklistValues.
+	AutoNumber         bool            `json:"autoNumber"`
+	RestrictedPicklist bool            `json:"restrictedPicklist"`
+	PicklistValues     []PicklistValue `json:"picklistValues"`
+}
+
+// PicklistValue is one entry of a picklist field's describe.
+type PicklistValue struct {
+	Value  string `json:"value"`
+	Active bool   `json:"active"`
 }
 
 // SObjectDescribe is the part of GET sobjects/{name}/describe the engine reads.

@@ -186,6 +186,8 @@ type fieldDescribe struct {
 	Sortable           bool            `json:"sortable"`
 	Calculated         bool            `json:"calculated"`
 	Custom             bool            `json:"custom"`
+	AutoNumber         bool            `json:"autoNumber"`
+	CascadeDelete      bool            `json:"cascadeDelete"`
 	ReferenceTo        []string        `json:"referenceTo"`
 	RelationshipName   *string         `json:"relationshipName"`
 	RestrictedPicklist bool            `json:"restrictedPicklist"`
@@ -206,6 +208,7 @@ func (s *Sim) handleDescribe(w http.ResponseWriter, r *http.Request) {
 			Createable: f.Createable, Updateable: f.Updateable, Nillable: f.Nillable,
 			DefaultedOnCreate: f.DefaultedOnCreate, ExternalID: f.ExternalID, Unique: f.Unique,
 			IDLookup: f.IDLookup, Filterable: true, Sortable: true, Calculated: f.Calculated, Custom: f.Custom,
+			AutoNumber: f.AutoNumber, CascadeDelete: f.MasterDetail,
 			ReferenceTo: append([]string{}, f.ReferenceTo...), PicklistValues: []picklistEntry{},
 			RestrictedPicklist: len(f.PicklistValues) > 0,
 		}
@@ -279,7 +282,7 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, []apiError{*aerr})
 		return
 	}
-	res := s.writeBatch([]writeOp{{table: t, mode: modeInsert, changes: changes}}, false)[0]
+	res := s.transact(r.Context(), []writeOp{{table: t, mode: modeInsert, changes: changes}}, false)[0]
 	writeSingleResult(w, res, http.StatusCreated)
 }
 
@@ -307,7 +310,7 @@ func (s *Sim) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, []apiError{*aerr})
 		return
 	}
-	res := s.writeBatch([]writeOp{{table: t, mode: modeUpdate, keyValue: id, changes: changes}}, false)[0]
+	res := s.transact(r.Context(), []writeOp{{table: t, mode: modeUpdate, keyValue: id, changes: changes}}, false)[0]
 	if !res.ok() {
 		writeRecordErrors(w, res.errors)
 		return
@@ -343,8 +346,18 @@ func (s *Sim) handleUpsertOne(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	value := r.PathValue("value")
+	if ids := t.matches(key, value); len(ids) > 1 {
+		// A single-record upsert matching several records answers 300 with their URLs and
+		// writes nothing (reference/salesforce.md §2.3).
+		urls := make([]string, len(ids))
+		for i, id := range ids {
+			urls[i] = "/services/data/" + r.PathValue("version") + "/sobjects/" + t.obj.Name + "/" + id
+		}
+		writeJSON(w, http.StatusMultipleChoices, urls)
+		return
+	}
 	changes = append(changes, change{field: key, value: value})
-	res := s.writeBatch([]writeOp{{table: t, mode: modeUpsert, key: key, keyValue: value, changes: changes}}, false)[0]
+	res := s.transact(r.Context(), []writeOp{{table: t, mode: modeUpsert, key: key, keyValue: value, changes: changes}}, false)[0]
 	status := http.StatusOK // UNCONFIRMED per version: older versions answered an update with 204
 	if res.created {
 		status = http.StatusCreated
@@ -452,7 +465,7 @@ func (s *Sim) handleCollectionCreate(w http.ResponseWriter, r *http.Request) {
 			"Cannot have more than %d chunks in a single operation. Please rearrange the data to reduce chunking.", maxCollectionChunks))
 		return
 	}
-	results := s.writeBatch(ops, body.AllOrNone)
+	results := s.transact(r.Context(), ops, body.AllOrNone)
 	out := make([]saveResult, len(results))
 	for i, res := range results {
 		out[i] = saveResult{ID: res.id, Success: res.ok(), Errors: res.errors}
@@ -498,7 +511,7 @@ func (s *Sim) handleCollectionUpsert(w http.ResponseWriter, r *http.Request) {
 		}
 		ops[i] = op
 	}
-	results := s.writeBatch(ops, body.AllOrNone)
+	results := s.transact(r.Context(), ops, body.AllOrNone)
 	out := make([]upsertResult, len(results))
 	for i, res := range results {
 		out[i] = upsertResultOf(res)

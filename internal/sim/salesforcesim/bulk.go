@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -42,7 +43,7 @@ type bulkJob struct {
 	data     []string
 	uploads  int
 	parseErr error
-	next     int // rows before next have been processed
+	done     []bool // per internal batch: processed
 	success  []jobResult
 	failed   []jobResult
 	cancel   context.CancelFunc
@@ -283,7 +284,9 @@ func (s *Sim) handleDeleteJob(w http.ResponseWriter, r *http.Request) {
 }
 
 // process runs a closed job in internal batches of 10,000 records, each taking
-// BulkBatchDelay, until done, aborted or the simulator closes.
+// BulkBatchDelay, until done, aborted or the simulator closes. Under ProfileLocks the batches
+// run in parallel, as the platform runs them (Bulk API 2.0 has no serial mode), so batches
+// writing children of one parent meet each other's locks (reference/salesforce.md §8.5).
 func (s *Sim) process(ctx context.Context, j *bulkJob) {
 	defer s.bulkWG.Done()
 	start := time.Now()
@@ -303,48 +306,73 @@ func (s *Sim) process(ctx context.Context, j *bulkJob) {
 		return
 	}
 	rows := j.rows()
+	j.done = make([]bool, (len(rows)+bulkBatchSize-1)/bulkBatchSize)
+	parallel := s.has(ProfileLocks)
 	s.mu.Unlock()
 
-	for {
-		if !sleepCtx(ctx, s.cfg.BulkBatchDelay) {
-			return // aborted, or the simulator closed
+	var wg sync.WaitGroup
+	for b := range j.done {
+		if !parallel {
+			if !s.runBatch(ctx, j, columns, rows, b, start) {
+				return
+			}
+			continue
 		}
-		s.mu.Lock()
-		if j.info.State != stateInProgress {
-			s.mu.Unlock()
-			return
-		}
-		end := min(j.next+bulkBatchSize, len(rows))
-		batch := rows[j.next:end]
-		ops := make([]writeOp, len(batch))
-		for i, cells := range batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.runBatch(ctx, j, columns, rows, b, start)
+		}()
+	}
+	wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j.info.State == stateInProgress && !slices.Contains(j.done, false) {
+		j.info.State = stateJobComplete
+	}
+}
+
+// runBatch processes internal batch b of a job as one transaction, its records passing
+// through triggers bulkTransactionRecords at a time; it reports false when the job was
+// aborted or the simulator closed first.
+func (s *Sim) runBatch(ctx context.Context, j *bulkJob, columns []column, rows [][]string, b int, start time.Time) bool {
+	if !sleepCtx(ctx, s.cfg.BulkBatchDelay) {
+		return false // aborted, or the simulator closed
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j.info.State != stateInProgress {
+		return false
+	}
+	lo, hi := b*bulkBatchSize, min((b+1)*bulkBatchSize, len(rows))
+	txn := s.nextSeq()
+	for c := lo; c < hi; c += bulkTransactionRecords {
+		chunk := rows[c:min(c+bulkTransactionRecords, hi)]
+		ops := make([]writeOp, len(chunk))
+		for i, cells := range chunk {
 			ops[i] = j.op(columns, cells)
 		}
-		for i, res := range s.writeBatch(ops, false) {
+		for i, res := range s.writeBatch(txn, ops, false) {
 			if res.ok() {
-				j.success = append(j.success, jobResult{row: j.next + i, id: res.id, created: res.created})
+				j.success = append(j.success, jobResult{row: c + i, id: res.id, created: res.created})
 				continue
 			}
 			e := res.errors[0]
 			// sf__Error as "CODE:message"; real orgs may append ":fields--" (UNCONFIRMED).
-			j.failed = append(j.failed, jobResult{row: j.next + i, id: res.id, err: e.StatusCode + ":" + e.Message})
+			j.failed = append(j.failed, jobResult{row: c + i, id: res.id, err: e.StatusCode + ":" + e.Message})
 			j.info.NumberRecordsFailed++
 		}
-		j.next = end
-		j.info.NumberRecordsProcessed = end
-		j.info.TotalProcessingTime = time.Since(start).Milliseconds()
-		j.info.APIActiveProcessingTime = j.info.TotalProcessingTime
-		j.info.SystemModstamp = formatDateTime(s.now())
-		if len(batch) > 0 {
-			s.batches++
-		}
-		if end == len(rows) {
-			j.info.State = stateJobComplete
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
 	}
+	j.done[b] = true
+	j.info.NumberRecordsProcessed += hi - lo
+	j.info.TotalProcessingTime = time.Since(start).Milliseconds()
+	j.info.APIActiveProcessingTime = j.info.TotalProcessingTime
+	j.info.SystemModstamp = formatDateTime(s.now())
+	if hi > lo {
+		s.batches++
+	}
+	s.holdLocks(ctx, txn)
+	return true
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -484,8 +512,10 @@ func (s *Sim) handleJobResults(kind resultsKind) http.HandlerFunc {
 		case resultsUnprocessed:
 			writeCSVRow(&b, j.header)
 			if j.info.State == stateAborted || j.info.State == stateFailed {
-				for _, cells := range rows[j.next:] {
-					writeCSVRow(&b, cells)
+				for i, cells := range rows {
+					if len(j.done) == 0 || !j.done[i/bulkBatchSize] {
+						writeCSVRow(&b, cells)
+					}
 				}
 			}
 		}

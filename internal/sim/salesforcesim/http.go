@@ -54,8 +54,22 @@ func (h host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.URL.RawPath = ""
 	}
 	s := h.sim
-	s.delay(r.Context())
 	_, pattern := h.routes.mux.Handler(r)
+	data := h.instance && strings.Contains(pattern, "{version}")
+	if data && s.cfg.ConcurrentLimit > 0 {
+		done, ok := s.admit()
+		if !ok {
+			s.mu.Lock()
+			s.calls[callKey{h.routes.labels[pattern], http.StatusForbidden}]++
+			s.mu.Unlock()
+			// The concurrent long-running request limit (reference/salesforce.md §4.2, §8.6).
+			writeAPIError(w, http.StatusForbidden, "REQUEST_LIMIT_EXCEEDED",
+				"ConcurrentRequests (Concurrent API Requests) Limit exceeded.")
+			return
+		}
+		defer done()
+	}
+	s.delay(r.Context())
 	label := h.routes.labels[pattern]
 	if label == "" {
 		label = r.Method + " (no route)"
@@ -76,7 +90,7 @@ func (h host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	f := s.takeFault(r.URL.Path)
-	random503 := f == nil && strings.Contains(pattern, "{version}") && s.chance(s.cfg.FaultRate)
+	random503 := f == nil && data && s.chance(s.cfg.FaultRate)
 	s.mu.Unlock()
 	switch {
 	case f != nil && h.instance:
@@ -90,6 +104,29 @@ func (h host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.routes.mux.ServeHTTP(rec, r)
 	}
+}
+
+// admit counts a data API request in flight, refusing it while ConcurrentLimit others have
+// run longer than LongRunning; done ends it.
+func (s *Sim) admit() (done func(), ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now, long := time.Now(), 0
+	for _, started := range s.inflight {
+		if now.Sub(started) >= s.cfg.LongRunning {
+			long++
+		}
+	}
+	if long >= s.cfg.ConcurrentLimit {
+		return nil, false
+	}
+	id := s.nextSeq()
+	s.inflight[id] = now
+	return func() {
+		s.mu.Lock()
+		delete(s.inflight, id)
+		s.mu.Unlock()
+	}, true
 }
 
 // delay sleeps for the configured latency plus jitter, or until the client gives up.

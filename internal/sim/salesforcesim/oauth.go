@@ -46,6 +46,7 @@ type grant struct {
 	scope   string
 	refresh string // the current refresh token; "" when the scope grants none
 	revoked bool
+	used    time.Time // when the refresh token was issued or last used (RefreshIdle)
 }
 
 type accessToken struct {
@@ -252,7 +253,7 @@ func (s *Sim) issueGrant(scope string) TokenResponse {
 	if len(s.auth.grants) >= maxGrantsPerUser {
 		s.revokeGrant(s.auth.grants[0])
 	}
-	g := &grant{scope: scope}
+	g := &grant{scope: scope, used: time.Now()}
 	s.auth.grants = append(s.auth.grants, g)
 	s.auth.stats.Grants++
 	resp := s.issueAccess(g)
@@ -278,6 +279,13 @@ func (s *Sim) refreshGrant(token string) (TokenResponse, *oauthError) {
 	if g == nil || g.revoked {
 		return TokenResponse{}, expired
 	}
+	if s.cfg.RefreshIdle > 0 && time.Since(g.used) > s.cfg.RefreshIdle {
+		// An idle refresh token expires: the platform answers as for any expired token
+		// (reference/salesforce.md §1.6, §8.9), and the grant is gone.
+		s.revokeGrant(g)
+		return TokenResponse{}, expired
+	}
+	g.used = time.Now()
 	s.auth.stats.Refreshes++
 	resp := s.issueAccess(g)
 	if !s.cfg.DisableRotation {

@@ -58,6 +58,7 @@ func (s *Sim) handleQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rows := q.run()
+	s.raceQuery(q, rows)
 	if q.count {
 		writeJSON(w, http.StatusOK, queryResponse{TotalSize: len(rows), Done: true, Records: []jsonObject{}})
 		return

@@ -64,6 +64,11 @@ type Field struct {
 	IDLookup          bool
 	Calculated        bool
 	Custom            bool
+	// AutoNumber fields are numbered by the org on insert and written by no one.
+	AutoNumber bool
+	// MasterDetail makes a reference the master of a master-detail relationship: required,
+	// and writing the child locks the parent (reference/salesforce.md §8.1, §8.5).
+	MasterDetail bool
 
 	ReferenceTo      []string
 	RelationshipName string

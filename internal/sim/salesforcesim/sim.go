@@ -55,6 +55,26 @@ type Config struct {
 	OrgID, UserID, Username string
 	// Seed drives FaultRate, LockRate and Jitter so a run can be repeated. Defaults to 1.
 	Seed uint64
+
+	// Profiles reshape the org as real ones are (ProfileMasterDetail, …; see profiles.go).
+	// None is the default org.
+	Profiles []string
+	// CPULimitRecords fails every record of a request, or of a bulk trigger chunk, of more
+	// records than this on the objects customer triggers run on. ProfileAutomation defaults
+	// it to 120; 0 is off.
+	CPULimitRecords int
+	// LockWindow is how long a writing transaction holds the locks of its master-detail
+	// parents. ProfileLocks defaults it to 200ms; 0 is off.
+	LockWindow time.Duration
+	// ConcurrentLimit refuses a data API request, with REQUEST_LIMIT_EXCEEDED, while this
+	// many are in flight for longer than LongRunning. ProfileDeveloperEdition sets 5; 0 is
+	// off. LongRunning is 20 s on the platform (reference/salesforce.md §4.2); it defaults
+	// to 0 here, where requests take milliseconds, so every request in flight counts.
+	ConcurrentLimit int
+	LongRunning     time.Duration
+	// RefreshIdle expires a refresh token not used for this long: partner apps' tokens
+	// since May 2026 after 30 days (reference/salesforce.md §8.9). 0 never expires them.
+	RefreshIdle time.Duration
 }
 
 const (
@@ -79,7 +99,7 @@ func (c Config) withDefaults() Config {
 	c.UserID = cmp.Or(c.UserID, newID("005", 7))
 	c.Username = cmp.Or(c.Username, "integration@sim.example.com")
 	c.Seed = cmp.Or(c.Seed, 1)
-	return c
+	return applyProfiles(c)
 }
 
 // Sim is one simulated org: its login host, its instance and all their state. All methods
@@ -100,7 +120,12 @@ type Sim struct {
 	cursors []*cursor
 	jobs    map[string]*bulkJob
 	jobSeq  uint64
-	seq     uint64 // numbers query locators
+	seq     uint64 // numbers query locators and transactions
+
+	// The org profiles' state.
+	locks    map[string]lockHold  // parent Id → the transaction holding it (ProfileLocks)
+	inflight map[uint64]time.Time // data API requests in flight, by start (ConcurrentLimit)
+	raced    int                  // Contact queries the other writer of ProfileDirty saw
 
 	loginURL, instanceURL string
 	servers               []*http.Server
@@ -112,6 +137,9 @@ type Sim struct {
 // New builds a simulated org that serves nothing until Serve. It panics on an invalid
 // Config.Schema, a programming error in the test that wrote it; Start returns it instead.
 func New(cfg Config) *Sim {
+	if _, err := ParseProfiles(strings.Join(cfg.Profiles, ",")); err != nil {
+		panic(err)
+	}
 	cfg = cfg.withDefaults()
 	if err := validateSchema(cfg.Schema); err != nil {
 		panic(err)
@@ -127,6 +155,7 @@ func New(cfg Config) *Sim {
 		ctx:    ctx,
 		cancel: cancel,
 	}
+	s.locks, s.inflight = make(map[string]lockHold), make(map[uint64]time.Time)
 	s.auth.init()
 	for _, obj := range cfg.Schema {
 		// A private copy, so SetFieldAccess never reaches into the caller's Config.
@@ -140,6 +169,9 @@ func New(cfg Config) *Sim {
 // free port) and its instance on a listener of its own, so that data calls sent to the login
 // host, or OAuth calls sent to the instance, get 404 as they would in a real org.
 func Start(cfg Config, loginAddr string) (*Sim, error) {
+	if _, err := ParseProfiles(strings.Join(cfg.Profiles, ",")); err != nil {
+		return nil, err
+	}
 	if cfg.Schema != nil {
 		if err := validateSchema(cfg.Schema); err != nil {
 			return nil, err

@@ -69,12 +69,17 @@ type table struct {
 	nNums int
 	// rows are in creation order: rows[i] has the Id newID(prefix, i+1). Only undoing a
 	// create removes a row, always the last.
-	rows   []*row
-	unique map[string]map[string]*row // canonical field name → lower-case value → row
+	rows []*row
+	// unique indexes the unique and the external id fields: canonical field name →
+	// lower-case value → row. Only a non-unique external id can hold a value twice; the
+	// rows beyond the first are in dups.
+	unique map[string]map[string]*row
+	dups   map[string]map[string][]*row
 }
 
 func newTable(obj *SObject) *table {
-	t := &table{obj: obj, slots: make(map[string]slot), unique: make(map[string]map[string]*row)}
+	t := &table{obj: obj, slots: make(map[string]slot), unique: make(map[string]map[string]*row),
+		dups: make(map[string]map[string][]*row)}
 	for i := range obj.Fields {
 		f := &obj.Fields[i]
 		switch {
@@ -86,8 +91,9 @@ func newTable(obj *SObject) *table {
 			t.slots[f.Name] = slot{index: t.nNums}
 			t.nNums++
 		}
-		if f.Unique {
+		if f.Unique || f.ExternalID {
 			t.unique[f.Name] = make(map[string]*row)
+			t.dups[f.Name] = make(map[string][]*row)
 		}
 	}
 	return t
@@ -218,6 +224,20 @@ func (t *table) lookup(field *Field, value string) *row {
 	return t.unique[field.Name][strings.ToLower(value)]
 }
 
+// matches lists the Ids of every row whose indexed field equals value.
+func (t *table) matches(field *Field, value string) []string {
+	v := strings.ToLower(value)
+	first := t.unique[field.Name][v]
+	if first == nil {
+		return nil
+	}
+	ids := []string{first.id}
+	for _, r := range t.dups[field.Name][v] {
+		ids = append(ids, r.id)
+	}
+	return ids
+}
+
 // value reads one field of a row, computing the fields Salesforce computes.
 func (t *table) value(r *row, f *Field) any {
 	switch f.Name {
@@ -274,7 +294,7 @@ func (s *Sim) RecordByExternalID(sobject, field, value string) (Record, bool) {
 	if f == nil {
 		return nil, false
 	}
-	if f.Unique || f.Type == TypeID {
+	if _, indexed := t.unique[f.Name]; indexed || f.Type == TypeID {
 		if r := t.lookup(f, value); r != nil {
 			return t.record(r), true
 		}
@@ -319,4 +339,17 @@ func (s *Sim) SetFieldAccess(sobject, field string, createable, updateable bool)
 			f.Createable, f.Updateable = createable, updateable
 		}
 	}
+}
+
+// Writable reports whether an object has the field and a client may set it: false for a field
+// the org lacks, numbers itself (auto-number) or computes.
+func (s *Sim) Writable(sobject, field string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.table(sobject)
+	if t == nil {
+		return false
+	}
+	f := t.obj.field(field)
+	return f != nil && !f.AutoNumber && !f.Calculated && (f.Createable || f.Updateable)
 }

@@ -1,6 +1,7 @@
 package salesforcesim
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -56,6 +57,9 @@ type writeOp struct {
 	keyValue string // its value, or the Id for modeUpdate
 	changes  []change
 	failed   *recordErr // a failure found while parsing the record (CSV type errors)
+	// org marks a write by the org's own setup (SeedDuplicates, another writer), which no
+	// customer automation or lock refuses.
+	org bool
 }
 
 // writeResult is the outcome for one record, in the order the records came.
@@ -67,11 +71,36 @@ type writeResult struct {
 
 func (r writeResult) ok() bool { return len(r.errors) == 0 }
 
-// writeBatch writes records in order, as a collection or one bulk batch does; the records
-// of a collections insert may be of several objects. With allOrNone, any failure undoes
-// every write of the batch and the records that had succeeded report
+// transact writes the records of one request as one transaction and keeps its parent locks
+// for the rest of the transaction's time (ProfileLocks), releasing s.mu while it waits so
+// that concurrent requests meet the locks. The caller holds s.mu.
+func (s *Sim) transact(ctx context.Context, ops []writeOp, allOrNone bool) []writeResult {
+	txn := s.nextSeq()
+	results := s.writeBatch(txn, ops, allOrNone)
+	s.holdLocks(ctx, txn)
+	return results
+}
+
+// holdLocks waits out a transaction's LockWindow without s.mu, then releases its locks; the
+// caller holds s.mu.
+func (s *Sim) holdLocks(ctx context.Context, txn uint64) {
+	if !s.holding(txn) {
+		return
+	}
+	s.mu.Unlock()
+	sleepCtx(ctx, s.cfg.LockWindow)
+	s.mu.Lock()
+	s.releaseLocks(txn)
+}
+
+// writeBatch writes records in order as transaction txn, as a collection or one bulk chunk
+// does; the records of a collections insert may be of several objects. With allOrNone, any
+// failure undoes every write of the batch and the records that had succeeded report
 // ALL_OR_NONE_OPERATION_ROLLED_BACK. The caller holds s.mu.
-func (s *Sim) writeBatch(ops []writeOp, allOrNone bool) []writeResult {
+func (s *Sim) writeBatch(txn uint64, ops []writeOp, allOrNone bool) []writeResult {
+	if s.cpuLimited(ops) {
+		return cpuLimitResults(len(ops))
+	}
 	results := make([]writeResult, len(ops))
 	// A batch may not name one external id twice: Salesforce cannot order the two writes.
 	type upsertKey struct {
@@ -96,7 +125,7 @@ func (s *Sim) writeBatch(ops []writeOp, allOrNone bool) []writeResult {
 			results[i] = writeResult{errors: []recordErr{newRecordErr("DUPLICATE_VALUE",
 				"Duplicate external id specified: "+op.keyValue, op.key.Name)}}
 		default:
-			results[i] = s.writeOne(op, &undo)
+			results[i] = s.writeOne(txn, op, &undo)
 		}
 		failed = failed || !results[i].ok()
 	}
@@ -115,7 +144,7 @@ func (s *Sim) writeBatch(ops []writeOp, allOrNone bool) []writeResult {
 }
 
 // writeOne validates and applies one record, appending what undoes it. The caller holds s.mu.
-func (s *Sim) writeOne(op writeOp, undo *[]func()) writeResult {
+func (s *Sim) writeOne(txn uint64, op writeOp, undo *[]func()) writeResult {
 	t := op.table
 	fail := func(errs ...recordErr) writeResult { return writeResult{errors: errs} }
 	var r *row
@@ -124,6 +153,12 @@ func (s *Sim) writeOne(op writeOp, undo *[]func()) writeResult {
 		if op.keyValue == "" {
 			// UNCONFIRMED code and wording for a record without its external id.
 			return fail(newRecordErr("MISSING_ARGUMENT", op.key.Name+" not specified", op.key.Name))
+		}
+		if ids := t.matches(op.key, op.keyValue); len(ids) > 1 {
+			// Several records under one external id (ProfileDirty): nothing is written
+			// (reference/salesforce.md §8.7; the wording is UNCONFIRMED).
+			return fail(newRecordErr("DUPLICATE_EXTERNAL_ID",
+				"more than one record found for external id field: ["+strings.Join(ids, ", ")+"]", op.key.Name))
 		}
 		r = t.lookup(op.key, op.keyValue)
 	case modeUpdate:
@@ -169,13 +204,20 @@ func (s *Sim) writeOne(op writeOp, undo *[]func()) writeResult {
 	}
 	for name, idx := range t.unique {
 		v := t.text(next, name)
-		if v == "" {
+		if v == "" || !t.obj.field(name).Unique {
 			continue
 		}
 		if other := idx[strings.ToLower(v)]; other != nil && other != r {
 			return fail(newRecordErr("DUPLICATE_VALUE",
 				fmt.Sprintf("duplicate value found: %s duplicates value on record with id: %s", name, other.id)))
 		}
+	}
+
+	if e, ok := s.lockParents(txn, t, r, resolved); ok && !op.org {
+		return fail(e)
+	}
+	if e, ok := s.automationError(t, t.text(next, ObfuscatedID)); ok && !op.org {
+		return fail(e)
 	}
 
 	now := s.now().UnixMilli()
@@ -220,22 +262,49 @@ func (s *Sim) writeOne(op writeOp, undo *[]func()) writeResult {
 // defaultName gives a custom object's record its Id as Name when none was written, as
 // Salesforce does for an API insert without Name.
 func (t *table) defaultName(r *row) {
-	if f := t.obj.field("Name"); f != nil && f.DefaultedOnCreate && t.isNull(r.values, f) {
+	f := t.obj.field("Name")
+	switch {
+	case f == nil || !f.DefaultedOnCreate || !t.isNull(r.values, f):
+	case f.AutoNumber:
+		// An auto-number in the display format an admin might choose, e.g. CP-0000042.
+		seq, _ := idSeq(r.id)
+		t.set(r.values, f, fmt.Sprintf("%s-%07d", initials(t.obj.Label), seq))
+	default:
 		t.set(r.values, f, r.id)
 	}
 }
 
-// index adds or removes a row's entries in the table's unique indexes.
+func initials(label string) string {
+	var b strings.Builder
+	for _, w := range strings.Fields(label) {
+		b.WriteString(strings.ToUpper(w[:1]))
+	}
+	return b.String()
+}
+
+// index adds or removes a row's entries in the table's indexes. A value of a non-unique
+// external id held by several rows keeps the first in the index and the others in dups.
 func (t *table) index(r *row, add bool) {
 	for name, idx := range t.unique {
-		v := t.text(r.values, name)
+		v := strings.ToLower(t.text(r.values, name))
 		if v == "" {
 			continue
 		}
-		if add {
-			idx[strings.ToLower(v)] = r
-		} else if idx[strings.ToLower(v)] == r {
-			delete(idx, strings.ToLower(v))
+		first, dups := idx[v], t.dups[name][v]
+		switch {
+		case add && first != nil && first != r:
+			t.dups[name][v] = append(dups, r)
+		case add:
+			idx[v] = r
+		case first == r && len(dups) > 0:
+			idx[v], t.dups[name][v] = dups[0], dups[1:]
+		case first == r:
+			delete(idx, v)
+		default:
+			t.dups[name][v] = slices.DeleteFunc(dups, func(x *row) bool { return x == r })
+		}
+		if len(t.dups[name][v]) == 0 {
+			delete(t.dups[name], v)
 		}
 	}
 }
@@ -281,7 +350,8 @@ func injectedMessage(code string, r *row) string {
 }
 
 // accessError names every field the record may not set, as one
-// INVALID_FIELD_FOR_INSERT_UPDATE error.
+// INVALID_FIELD_FOR_INSERT_UPDATE error in the wording Salesforce KB 000385552 quotes for a
+// non-reparentable master-detail field, the same for create and update.
 func accessError(changes []change, creating bool) (recordErr, bool) {
 	var denied []string
 	for _, c := range changes {
@@ -292,13 +362,9 @@ func accessError(changes []change, creating bool) (recordErr, bool) {
 	if len(denied) == 0 {
 		return recordErr{}, false
 	}
-	verb := "update"
-	if creating {
-		verb = "create"
-	}
 	return newRecordErr("INVALID_FIELD_FOR_INSERT_UPDATE",
-		fmt.Sprintf("Unable to %s fields: %s. Please check the security settings of this field and verify that "+
-			"it is read/write for your profile or permission set.", verb, strings.Join(denied, ", ")), denied...), true
+		fmt.Sprintf("Unable to create/update fields: %s. Please check the security settings of this field and verify that "+
+			"it is read/write for your profile or permission set.", strings.Join(denied, ", ")), denied...), true
 }
 
 // resolveValues turns parent references into Ids and checks every value against its field;
@@ -309,6 +375,14 @@ func (s *Sim) resolveValues(changes []change) (map[*Field]any, []recordErr) {
 	for _, c := range changes {
 		f, v := c.field, c.value
 		if c.parent != nil {
+			if ids := c.parent.table.matches(c.parent.field, c.parent.value); len(ids) > 1 {
+				// A parent reference matching several records (ProfileDirty); the code is the
+				// upsert's, the wording UNCONFIRMED.
+				errs = append(errs, newRecordErr("DUPLICATE_EXTERNAL_ID", fmt.Sprintf(
+					"Foreign key external ID: %s matches more than one record for field %s in entity %s: [%s]",
+					c.parent.value, c.parent.field.Name, c.parent.table.obj.Name, strings.Join(ids, ", "))))
+				continue
+			}
 			p := c.parent.table.lookup(c.parent.field, c.parent.value)
 			if p == nil {
 				errs = append(errs, newRecordErr("INVALID_FIELD", fmt.Sprintf(

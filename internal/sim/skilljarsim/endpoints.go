@@ -45,7 +45,7 @@ func (s *Sim) listDomainUsers(r *http.Request) response {
 				(!filterActive || s.org.membership(s.org.idx.learnerAt[l.ID], name).Active == active)
 		})
 	withSignup, _ := parseBool(q.Get("include_signup_field_data"))
-	at := s.inUserOrder(rows)
+	at := s.inUserOrder(rows, func(l int32) time.Time { return s.org.membership(l, name).EnrolledAt })
 	return numberPage(r, len(rows), true, func(i int) wireDomainUser {
 		l := at(i)
 		return toWireDomainUser(&s.org.Learners[l], s.org.membership(l, name), withSignup)
@@ -78,16 +78,19 @@ func (s *Sim) listUsers(r *http.Request) response {
 				(!q.Has("last_name") || l.LastName == q.Get("last_name")) &&
 				(!filterInactive || (l.InactiveAt != nil) == inactive)
 		})
-	at := s.inUserOrder(rows)
+	signedUp := func(l int32) time.Time { return s.org.Learners[l].SignedUpAt }
+	var at func(i int) int32
 	row := func(i int) wireUserOverview {
 		l := at(i)
 		return toWireUserOverview(&s.org.Learners[l], s.org.overview(s.org.idx, l))
 	}
 	if q.Has("page") {
+		at = s.inUserOrder(rows, signedUp)
 		return numberPage(r, len(rows), true, row)
 	}
-	key := func(i int) time.Time { return s.org.Learners[at(i)].SignedUpAt }
-	return cursorPage(r, len(rows), s.cfg.UserOrder == OrderCreated, key, row)
+	at = s.inUserOrder(rows, nil)
+	key := func(i int) time.Time { return signedUp(at(i)) }
+	return cursorPage(r, len(rows), s.cfg.UserOrder != OrderNewestFirst, key, row)
 }
 
 // getUser is E9.
@@ -229,12 +232,36 @@ func (s *Sim) filter(rows []int32, active bool, keep func(*Learner) bool) []int3
 	return out
 }
 
-// inUserOrder maps a list position to a learner under Config.UserOrder.
-func (s *Sim) inUserOrder(rows []int32) func(i int) int32 {
-	if s.cfg.UserOrder == OrderNewestFirst {
+// inUserOrder maps a list position to a learner under Config.UserOrder. rows are in key
+// order; key is nil where the list must keep that order (a cursor-paged one).
+func (s *Sim) inUserOrder(rows []int32, key func(l int32) time.Time) func(i int) int32 {
+	switch {
+	case s.cfg.UserOrder == OrderNewestFirst:
 		return func(i int) int32 { return rows[len(rows)-1-i] }
+	case s.cfg.UserOrder == OrderUnstable && key != nil:
+		shuffled := s.shuffleTies(rows, key)
+		return func(i int) int32 { return shuffled[i] }
 	}
 	return func(i int) int32 { return rows[i] }
+}
+
+// shuffleTies returns rows with each run of tying keys (within one TieSpan) in a fresh
+// random order, as one request to an unordered query sees them.
+func (s *Sim) shuffleTies(rows []int32, key func(l int32) time.Time) []int32 {
+	out := slices.Clone(rows)
+	s.diceMu.Lock()
+	defer s.diceMu.Unlock()
+	for lo := 0; lo < len(out); {
+		span := key(out[lo]).Truncate(s.cfg.TieSpan)
+		hi := lo + 1
+		for hi < len(out) && key(out[hi]).Truncate(s.cfg.TieSpan).Equal(span) {
+			hi++
+		}
+		run := out[lo:hi]
+		s.dice.Shuffle(len(run), func(i, j int) { run[i], run[j] = run[j], run[i] })
+		lo = hi
+	}
+	return out
 }
 
 // parseBool reads a boolean filter as django-filter does; anything else means no filter.

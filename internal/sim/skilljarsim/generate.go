@@ -508,8 +508,13 @@ func slugify(title string) string {
 		}
 	}
 	s := strings.TrimSuffix(truncate(b.String(), 80), "-")
-	if s == "" {
-		return "course"
+	// PublishedCourse.slug must match ^[a-z0-9]+(-[a-z0-9]+)+$ in the published v1 document
+	// (reference/skilljar.md §12): at least two words, so a one-word title gets a suffix.
+	switch {
+	case s == "":
+		return "untitled-course"
+	case !strings.Contains(s, "-"):
+		return strings.TrimSuffix(truncate(s, 80-len("-course")), "-") + "-course"
 	}
 	return s
 }

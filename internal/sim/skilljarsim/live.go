@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sync"
 	"time"
 )
 
@@ -86,29 +85,7 @@ func (s *Sim) StartLive(ratePerSecond float64) (stop func()) {
 	if ratePerSecond <= 0 {
 		return func() {}
 	}
-	quit, done := make(chan struct{}), make(chan struct{})
-	s.live.Add(1)
-	go func() {
-		defer s.live.Done()
-		defer close(done)
-		t := time.NewTicker(time.Duration(float64(time.Second) / ratePerSecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				s.liveStep()
-			case <-quit:
-				return
-			case <-s.closing:
-				return
-			}
-		}
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() { close(quit) })
-		<-done
-	}
+	return s.every(ratePerSecond, s.liveStep, func() {})
 }
 
 func (s *Sim) liveStep() {

@@ -18,6 +18,10 @@ import (
 const (
 	OrderCreated     = "created"
 	OrderNewestFirst = "newest_first"
+	// OrderUnstable serves rows whose sort keys tie (the same TieSpan) in a new order on
+	// every request, as an unordered query may: page-number paging then shifts rows between
+	// pages from one request to the next.
+	OrderUnstable = "unstable"
 )
 
 // Config sizes the generated org and sets the simulator's limits and faults. The zero value
@@ -59,9 +63,14 @@ type Config struct {
 	TimeScale float64
 
 	// UserOrder is the order of /v1/users and of domain user lists: OrderCreated (new
-	// learners append at the end) or OrderNewestFirst (they appear first and shift page
-	// numbers). The live API's ordering is UNCONFIRMED. Defaults to OrderCreated.
+	// learners append at the end), OrderNewestFirst (they appear first and shift page
+	// numbers) or OrderUnstable (ties in a new order on each request; /v1/users in cursor
+	// mode keeps sign-up order, which its cursor needs). The live API documents no order
+	// (reference/skilljar.md §12). Defaults to OrderCreated.
 	UserOrder string
+	// TieSpan is how close two sort keys (sign-up, or joining the domain) are to tie under
+	// OrderUnstable: a model of an order by a coarse key, UNCONFIRMED. Defaults to 30 days.
+	TieSpan time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -72,6 +81,7 @@ func (c Config) withDefaults() Config {
 	c.SlowDelay = cmp.Or(c.SlowDelay, 10*time.Second)
 	c.TimeScale = cmp.Or(c.TimeScale, 1)
 	c.UserOrder = cmp.Or(c.UserOrder, OrderCreated)
+	c.TieSpan = cmp.Or(c.TieSpan, 30*24*time.Hour)
 	return c
 }
 
@@ -99,8 +109,11 @@ func (c Config) validate() error {
 	if c.TimeScale < 0 {
 		errs = append(errs, fmt.Errorf("TimeScale must be positive, got %v", c.TimeScale))
 	}
-	if c.UserOrder != "" && c.UserOrder != OrderCreated && c.UserOrder != OrderNewestFirst {
-		errs = append(errs, fmt.Errorf("UserOrder must be %q or %q, got %q", OrderCreated, OrderNewestFirst, c.UserOrder))
+	if c.UserOrder != "" && c.UserOrder != OrderCreated && c.UserOrder != OrderNewestFirst && c.UserOrder != OrderUnstable {
+		errs = append(errs, fmt.Errorf("UserOrder must be %q, %q or %q, got %q", OrderCreated, OrderNewestFirst, OrderUnstable, c.UserOrder))
+	}
+	if c.TieSpan < 0 {
+		errs = append(errs, fmt.Errorf("TieSpan must not be negative, got %v", c.TieSpan))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("skilljarsim: invalid config: %w", err)
@@ -114,11 +127,12 @@ type Sim struct {
 	cfg     Config
 	handler http.Handler
 
-	mu       sync.RWMutex // guards org, ids, clock and liveDice
+	mu       sync.RWMutex // guards org, ids, clock, liveDice and away
 	org      Org
 	ids      idSource
 	clock    time.Time // latest timestamp handed out by a live change
 	liveDice *rand.Rand
+	away     []away // members off their domain's list (StartChurn), first to rejoin first
 
 	diceMu sync.Mutex // guards dice, the fault and latency randomness
 	dice   *rand.Rand
