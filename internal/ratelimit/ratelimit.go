@@ -6,7 +6,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -119,6 +118,8 @@ func WithMargin(d time.Duration) Option { return func(o *options) { o.margin = d
 //   - Sliding: a call is granted while fewer than Count calls were granted in the last
 //     Period+m. Two calls' arrivals can then be no closer than Period apart when their
 //     grants were Period+m apart, so no span of Period at the server holds more than Count.
+//     Only differences between times matter here, so clock skew cancels out and m need
+//     only cover the spread of latency.
 //   - Fixed: a call granted at Redis time g arrives somewhere in [g-m, g+m] on the server's
 //     clock, so it is counted in every fixed window that span touches, and granted only
 //     while each of them holds fewer than Count. A call granted just before a window ends
@@ -147,27 +148,24 @@ func New(rdb redis.UniversalClient, key string, limits []Limit, opts ...Option) 
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if _, err := ParseWindow(string(o.window)); err != nil {
+	w, err := ParseWindow(string(o.window))
+	if err != nil {
 		panic(err.Error())
 	}
 	if o.margin < 0 {
 		panic(fmt.Sprintf("ratelimit: negative margin %s", o.margin))
 	}
-	sorted := slices.Clone(limits)
-	slices.SortFunc(sorted, func(a, b Limit) int {
-		return cmp.Or(cmp.Compare(a.Period, b.Period), cmp.Compare(a.Count, b.Count))
-	})
 	// The hash tag keeps every key of one budget in one Redis Cluster slot, as a script that
 	// touches several keys requires.
 	l := &Limiter{
 		rdb:  rdb,
 		keys: []string{"ratelimit:{" + key + "}:state"},
-		args: []any{string(o.window), o.margin.Microseconds()},
+		args: []any{string(w), o.margin.Microseconds()},
 	}
-	for _, lim := range sorted {
+	for _, lim := range limits {
 		// Named by the window kind and the limit, so a changed setting starts a fresh
 		// record instead of misreading an old one of another shape.
-		l.keys = append(l.keys, fmt.Sprintf("ratelimit:{%s}:%s:%s", key, o.window, lim))
+		l.keys = append(l.keys, fmt.Sprintf("ratelimit:{%s}:%s:%s", key, w, lim))
 		l.args = append(l.args, lim.Count, lim.Period.Microseconds())
 	}
 	return l
