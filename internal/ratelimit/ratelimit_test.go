@@ -130,12 +130,18 @@ func sleepUntilOffset(period, offset time.Duration) {
 
 func TestLimitersSpendEachWindowAsItOpensWithZero429s(t *testing.T) {
 	t.Parallel()
-	for _, kind := range []ratelimit.Window{ratelimit.Sliding, ratelimit.Fixed} {
-		t.Run(string(kind), func(t *testing.T) {
+	for _, tc := range []struct{ kind, server ratelimit.Window }{
+		{ratelimit.Sliding, ratelimit.Sliding},
+		{ratelimit.Fixed, ratelimit.Fixed},
+		// A fixed window is one of the spans a sliding one checks.
+		{ratelimit.Sliding, ratelimit.Fixed},
+	} {
+		kind := tc.kind
+		t.Run(string(kind)+"_against_"+string(tc.server), func(t *testing.T) {
 			t.Parallel()
 			srv := redistest.Start(t)
 			sim, err := skilljarsim.Start(skilljarsim.Config{
-				Users: 10, PerMinute: perMinute, PerHour: perHour, TimeScale: simScale, ThrottleWindow: string(kind),
+				Users: 10, PerMinute: perMinute, PerHour: perHour, TimeScale: simScale, ThrottleWindow: string(tc.server),
 			}, "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -147,7 +153,7 @@ func TestLimitersSpendEachWindowAsItOpensWithZero429s(t *testing.T) {
 				limiters = append(limiters, ratelimit.New(srv.Client(t), "skilljar", limits,
 					ratelimit.WithWindow(kind), ratelimit.WithMargin(testMargin)))
 			}
-			if kind == ratelimit.Fixed {
+			if tc.server == ratelimit.Fixed {
 				// The run must see one fixed hour only, or the hour's allowance would reset
 				// within it.
 				now := time.Now()
