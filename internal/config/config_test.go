@@ -36,6 +36,23 @@ func TestLoadAppliesDefaultsAndDerivesTheLoginHost(t *testing.T) {
 	}
 }
 
+func TestTheAutoRateMarginShrinksForShortPeriods(t *testing.T) {
+	t.Parallel()
+	for limit, want := range map[string]time.Duration{"600/1m,5000/1h": 500 * time.Millisecond, "20/1s": 20 * time.Millisecond} {
+		c, err := config.Load(config.RoleWorker, env(map[string]string{"SKILLJAR_RATE_LIMIT": limit}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.SkilljarRateMargin != want {
+			t.Errorf("SKILLJAR_RATE_LIMIT=%s: auto margin %s, want %s", limit, c.SkilljarRateMargin, want)
+		}
+	}
+	c, err := config.Load(config.RoleWorker, env(map[string]string{"SKILLJAR_RATE_MARGIN": "150ms", "SKILLJAR_RATE_WINDOW": "fixed"}))
+	if err != nil || c.SkilljarRateMargin != 150*time.Millisecond || c.SkilljarRateWindow != ratelimit.Fixed {
+		t.Errorf("explicit margin and window: %s %s %v", c.SkilljarRateMargin, c.SkilljarRateWindow, err)
+	}
+}
+
 func TestLoadNamesTheVariableAndWhatItExpects(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
