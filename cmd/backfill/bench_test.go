@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -151,4 +152,121 @@ func BenchmarkCatchupAfter20kBackfill(b *testing.B) {
 	b.ReportMetric(float64(len(s.sf.WriteLog())-writesBefore), "rows_written")
 	b.ReportMetric(float64(t.Unchanged), "rows_unchanged_skipped")
 	b.ReportMetric(elapsed, "catchup_s")
+}
+
+// BenchmarkAllowanceSpendingAt1200PerMinute backfills 3,000 learners through a worker limited
+// to the simulator's own 1,200 calls a minute at 50 ms latency, once per window kind, and
+// reports the wall time against the allowance-spending limit: every window's allowance spent
+// as the window opens, at the engine's top speed (its progress fetchers over the latency).
+func BenchmarkAllowanceSpendingAt1200PerMinute(b *testing.B) {
+	const perMinute, latency, users = 1200, 50 * time.Millisecond, 3000
+	// pipeline.Config.ProgressConcurrency's default: progress calls in flight at once.
+	const fetchers = 4
+	for _, kind := range []string{skilljarsim.ThrottleSliding, skilljarsim.ThrottleFixed} {
+		b.Run(kind, func(b *testing.B) {
+			for b.Loop() {
+				s := newStack(b, skilljarsim.Config{Users: users, Seed: 14, Latency: latency, PerMinute: perMinute, ThrottleWindow: kind},
+					salesforcesim.Config{Latency: latency})
+				startProcess(b, s.env(fmt.Sprintf("SKILLJAR_RATE_LIMIT=%d/1m", perMinute), "SKILLJAR_RATE_WINDOW="+kind, "LOG_LEVEL=warn"), "worker")
+				start := time.Now()
+				run, _, err := s.engine.Start(s.ctx, pipeline.StartRequest{Scope: runstore.Scope{}, Trigger: "bench"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				clock := watchCalls(b.Context(), s.sj, start)
+				run = s.waitRun(b, run.ID, 30*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+				wall := time.Since(start)
+				s.requireExact(b, run)
+				calls, _ := skilljarCalls(s.sj)
+				throttled := 0
+				for _, c := range s.sj.Calls() {
+					if c.Status == 429 {
+						throttled += c.Count
+					}
+				}
+				// A fixed window that is already under way when the run starts is cut short.
+				var first time.Duration
+				if kind == skilljarsim.ThrottleFixed {
+					first = time.Minute - start.Sub(start.Truncate(time.Minute))
+				}
+				limit := spendingLimit(calls-throttled, perMinute, time.Minute, first, fetchers/latency.Seconds())
+				b.ReportMetric(wall.Seconds(), "wall_s")
+				b.ReportMetric(limit.Seconds(), "limit_s")
+				b.ReportMetric(wall.Seconds()/limit.Seconds(), "wall/limit")
+				b.ReportMetric(float64(throttled), "429s")
+				b.ReportMetric(float64(calls), "skilljar_calls")
+				// Where the rest goes: before the first Skilljar call, after the last one, and
+				// in an engine slower than its fetchers allow.
+				b.ReportMetric(clock.at(1).Seconds(), "first_call_s")
+				b.ReportMetric((wall - clock.at(calls)).Seconds(), "after_last_call_s")
+				if kind == skilljarsim.ThrottleSliding {
+					// Spending each allowance at the speed the engine showed in the first (whole)
+					// window leaves what the limiter itself costs: its margin at each window.
+					rate := float64(perMinute-1) / (clock.at(perMinute) - clock.at(1)).Seconds()
+					atSpeed := clock.at(1) + spendingLimit(calls-throttled, perMinute, time.Minute, 0, rate) + wall - clock.at(calls)
+					b.ReportMetric(rate, "engine_calls/s")
+					b.ReportMetric(wall.Seconds()/atSpeed.Seconds(), "wall/limit_at_engine_speed")
+				}
+			}
+		})
+	}
+}
+
+// callClock samples a simulator's call count every 10ms, to tell when calls happened.
+type callClock struct {
+	start time.Time
+	mu    sync.Mutex
+	times []time.Duration // times[i] is when the count was first seen above i
+}
+
+func watchCalls(ctx context.Context, sj *skilljarsim.Sim, start time.Time) *callClock {
+	c := &callClock{start: start}
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			n, at := sj.TotalCalls(), time.Since(start)
+			c.mu.Lock()
+			for len(c.times) < n {
+				c.times = append(c.times, at)
+			}
+			c.mu.Unlock()
+		}
+	}()
+	return c
+}
+
+// at is when the nth call (from 1) had been seen, or the latest call's time if fewer were.
+func (c *callClock) at(n int) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.times) == 0 {
+		return 0
+	}
+	return c.times[min(n, len(c.times))-1]
+}
+
+// spendingLimit is how long calls take when each window's allowance of perWindow is spent
+// the moment the window opens, at rate calls per second. Windows follow each other every
+// period; the first lasts first when that is shorter (a fixed window already under way),
+// else a whole period.
+func spendingLimit(calls, perWindow int, period, first time.Duration, rate float64) time.Duration {
+	if first <= 0 {
+		first = period
+	}
+	var opens, length time.Duration = 0, first
+	for {
+		n := min(calls, perWindow, int(length.Seconds()*rate))
+		calls -= n
+		if calls == 0 {
+			return opens + time.Duration(float64(n)/rate*float64(time.Second))
+		}
+		opens += length
+		length = period
+	}
 }

@@ -21,6 +21,7 @@ type simFlags struct {
 	latency                      time.Duration
 	faultRate                    float64
 	perMinute, perHour           int
+	throttleWindow               string
 	dailyLimit                   int
 	sessionTTL                   time.Duration
 	// orgProfiles and refreshIdle shape the Salesforce org as real ones are; userOrder and
@@ -42,6 +43,7 @@ func (f *simFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.faultRate, "fault-rate", 0, "probability of a 5xx per request, both simulators")
 	fs.IntVar(&f.perMinute, "skilljar-per-minute", 600, "Skilljar per-minute limit per key (0 = none)")
 	fs.IntVar(&f.perHour, "skilljar-per-hour", 5000, "Skilljar hourly limit per key (0 = none)")
+	fs.StringVar(&f.throttleWindow, "throttle-window", skilljarsim.ThrottleSliding, "how the Skilljar limits count: sliding (Django REST framework's throttle) or fixed (spans from whole multiples since the epoch)")
 	fs.IntVar(&f.dailyLimit, "salesforce-daily-limit", 100000, "Salesforce DailyApiRequests maximum")
 	fs.DurationVar(&f.sessionTTL, "session-ttl", 2*time.Hour, "Salesforce access-token lifetime")
 	fs.StringVar(&f.orgProfiles, "org-profile", "", "Salesforce org profiles, comma-separated: "+strings.Join(salesforcesim.Profiles, ", "))
@@ -54,7 +56,8 @@ func (f *simFlags) skilljar() skilljarsim.Config {
 	return skilljarsim.Config{
 		Seed: f.seed, Domains: f.domains, Users: f.users, Courses: f.courses,
 		Latency: f.latency, FaultRate: f.faultRate, PerMinute: f.perMinute, PerHour: f.perHour,
-		UserOrder: f.userOrder,
+		UserOrder:      f.userOrder,
+		ThrottleWindow: f.throttleWindow,
 	}
 }
 

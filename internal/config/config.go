@@ -41,6 +41,8 @@ var Vars = []Var{
 	{Name: "SKILLJAR_API_KEY", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "Skilljar API key (Organization settings → API Credentials); a read-only key is enough."},
 	{Name: "SKILLJAR_BASE_URL", Roles: []string{RoleAPI, RoleWorker}, Default: "https://api.skilljar.com", Doc: "Skilljar API root, without /v1."},
 	{Name: "SKILLJAR_RATE_LIMIT", Roles: []string{RoleAPI, RoleWorker}, Default: "600/1m,5000/1h", Doc: "Skilljar call budget shared by every process, as count/period pairs. Skilljar publishes no limit; 600/min and 5,000/hour come from a third-party connector."},
+	{Name: "SKILLJAR_RATE_WINDOW", Roles: []string{RoleAPI, RoleWorker}, Default: "sliding", Doc: "How Skilljar counts calls against each limit: sliding (any span of the period, as Django REST framework's throttle does) or fixed (periods starting at whole multiples since the Unix epoch). Skilljar documents neither; sliding is safe against both, fixed spends a fresh allowance the moment a period starts."},
+	{Name: "SKILLJAR_RATE_MARGIN", Roles: []string{RoleAPI, RoleWorker}, Default: "auto", Doc: "How far a call's arrival at Skilljar may lie from the moment the shared limiter granted it: clock skew between Redis and Skilljar plus the spread of request latency, as a duration such as 500ms. Each window is widened (sliding) or guarded at its edges (fixed) by this much; shorter than the shortest limit period. auto is 500ms, or 2% of the shortest period when that is less."},
 	{Name: "SALESFORCE_CLIENT_ID", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "Consumer key of the connected app or External Client App."},
 	{Name: "SALESFORCE_CLIENT_SECRET", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "Consumer secret of the connected app."},
 	{Name: "SALESFORCE_ENVIRONMENT", Roles: []string{RoleAPI, RoleWorker}, Default: "production", Doc: "Login host: production (login.salesforce.com), sandbox (test.salesforce.com) or a My Domain URL such as https://acme.my.salesforce.com."},
@@ -66,6 +68,8 @@ type Config struct {
 	SkilljarAPIKey         string
 	SkilljarBaseURL        string
 	SkilljarRateLimit      []ratelimit.Limit
+	SkilljarRateWindow     ratelimit.Window
+	SkilljarRateMargin     time.Duration
 	SalesforceClientID     string
 	SalesforceClientSecret string
 	// SalesforceLoginURL is the login host derived from SALESFORCE_ENVIRONMENT.
@@ -135,6 +139,12 @@ func Load(role string, getenv func(string) string) (Config, error) {
 	}
 	if c.SkilljarRateLimit, err = ratelimit.ParseLimits(get("SKILLJAR_RATE_LIMIT")); err != nil {
 		return c, &Error{"SKILLJAR_RATE_LIMIT", err.Error()}
+	}
+	if c.SkilljarRateWindow, err = ratelimit.ParseWindow(get("SKILLJAR_RATE_WINDOW")); err != nil {
+		return c, &Error{"SKILLJAR_RATE_WINDOW", fmt.Sprintf("%q is not sliding or fixed", get("SKILLJAR_RATE_WINDOW"))}
+	}
+	if c.SkilljarRateMargin, err = rateMargin(get("SKILLJAR_RATE_MARGIN"), c.SkilljarRateLimit); err != nil {
+		return c, err
 	}
 	if c.SalesforceLoginURL, err = LoginURL(c.SalesforceEnvironment); err != nil {
 		return c, err
@@ -241,6 +251,24 @@ func checkHTTPURL(name, raw string) error {
 		return &Error{name, fmt.Sprintf("%q is not an http(s) URL", raw)}
 	}
 	return nil
+}
+
+// rateMargin reads SKILLJAR_RATE_MARGIN: a margin as long as a limit's period would leave
+// that limit no time to grant anything.
+func rateMargin(raw string, limits []ratelimit.Limit) (time.Duration, error) {
+	if raw == "auto" {
+		return ratelimit.DefaultMargin(limits), nil
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil || d < 0 {
+		return 0, &Error{"SKILLJAR_RATE_MARGIN", fmt.Sprintf("%q is not auto or a duration such as 500ms", raw)}
+	}
+	for _, l := range limits {
+		if d >= l.Period {
+			return 0, &Error{"SKILLJAR_RATE_MARGIN", fmt.Sprintf("%s is not shorter than the period of the limit %s", d, l)}
+		}
+	}
+	return d, nil
 }
 
 func positiveInt(name, raw string) (int, error) {

@@ -5,8 +5,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sjbackfill/backfill/internal/config"
+	"github.com/sjbackfill/backfill/internal/ratelimit"
 )
 
 func env(over map[string]string) func(string) string {
@@ -28,8 +30,26 @@ func TestLoadAppliesDefaultsAndDerivesTheLoginHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.SalesforceLoginURL != "https://test.salesforce.com" || c.HTTPAddr != ":8080" || len(c.SecretKey) != 32 ||
-		c.SliceDuration.Seconds() != 60 || len(c.SkilljarRateLimit) != 2 {
+		c.SliceDuration.Seconds() != 60 || len(c.SkilljarRateLimit) != 2 ||
+		c.SkilljarRateWindow != ratelimit.Sliding || c.SkilljarRateMargin != 500*time.Millisecond {
 		t.Fatalf("config %+v", c)
+	}
+}
+
+func TestTheAutoRateMarginShrinksForShortPeriods(t *testing.T) {
+	t.Parallel()
+	for limit, want := range map[string]time.Duration{"600/1m,5000/1h": 500 * time.Millisecond, "20/1s": 20 * time.Millisecond} {
+		c, err := config.Load(config.RoleWorker, env(map[string]string{"SKILLJAR_RATE_LIMIT": limit}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.SkilljarRateMargin != want {
+			t.Errorf("SKILLJAR_RATE_LIMIT=%s: auto margin %s, want %s", limit, c.SkilljarRateMargin, want)
+		}
+	}
+	c, err := config.Load(config.RoleWorker, env(map[string]string{"SKILLJAR_RATE_MARGIN": "150ms", "SKILLJAR_RATE_WINDOW": "fixed"}))
+	if err != nil || c.SkilljarRateMargin != 150*time.Millisecond || c.SkilljarRateWindow != ratelimit.Fixed {
+		t.Errorf("explicit margin and window: %s %s %v", c.SkilljarRateMargin, c.SkilljarRateWindow, err)
 	}
 }
 
@@ -45,6 +65,10 @@ func TestLoadNamesTheVariableAndWhatItExpects(t *testing.T) {
 		{config.RoleScheduler, "BACKFILL_CATCHUP_CRON", "every day", "not a cron expression"},
 		{config.RoleAPI, "SALESFORCE_ENVIRONMENT", "staging", "production, sandbox or a My Domain URL"},
 		{config.RoleAPI, "SKILLJAR_RATE_LIMIT", "600 per minute", "SKILLJAR_RATE_LIMIT"},
+		{config.RoleWorker, "SKILLJAR_RATE_WINDOW", "leaky", "sliding or fixed"},
+		{config.RoleWorker, "SKILLJAR_RATE_MARGIN", "half a second", "a duration such as 500ms"},
+		{config.RoleWorker, "SKILLJAR_RATE_MARGIN", "-1s", "a duration such as 500ms"},
+		{config.RoleWorker, "SKILLJAR_RATE_MARGIN", "1m", "not shorter than the period of the limit 600/1m0s"},
 		{config.RoleWorker, "BACKFILL_SLICE_SECONDS", "0", "positive whole number"},
 		{config.RoleAPI, "LOG_LEVEL", "loud", "debug, info, warn or error"},
 	} {

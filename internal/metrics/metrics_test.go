@@ -263,12 +263,12 @@ func TestSourceObserverCountsSkilljarCallsAndRateLimitWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sj.Close() })
-	// The limiter spaces calls evenly, 100ms apart: every call after the first waits.
-	limits, err := ratelimit.ParseLimits("10/1s")
+	// One call per 50ms: every call after the first waits.
+	limits, err := ratelimit.ParseLimits("1/50ms")
 	if err != nil {
 		t.Fatal(err)
 	}
-	limiter := ratelimit.New(redistest.Start(t).Client(t), "bf:ratelimit:test", limits)
+	limiter := ratelimit.New(redistest.Start(t).Client(t), "bf:ratelimit:test", limits, ratelimit.WithMargin(0))
 	m := metrics.New(metrics.Config{})
 	newClient := func(key string) *skilljar.Client {
 		c, err := skilljar.New(skilljar.Config{BaseURL: sj.URL(), APIKey: key, MaxRetries: -1, Observer: m.Source(),

@@ -6,7 +6,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Limit allows at most Count calls in any window of length Period.
+// Limit allows at most Count calls in a window of length Period.
 type Limit struct {
 	Count  int
 	Period time.Duration
@@ -49,46 +48,94 @@ func ParseLimits(s string) ([]Limit, error) {
 	return limits, nil
 }
 
+// Window is how the protected server counts calls against a Limit.
+type Window string
+
+const (
+	// Sliding windows refuse a call when the Period ending at its arrival already holds
+	// Count calls, as Django REST framework's SimpleRateThrottle does with its log of request
+	// times. A limiter set to Sliding is also safe against any fixed window of the same
+	// Period, wherever that window starts, since a fixed window is one of the spans a sliding
+	// window checks.
+	Sliding Window = "sliding"
+	// Fixed windows count calls in consecutive periods that start at whole multiples of
+	// Period since the Unix epoch (a counter keyed by time/period), and reset at each start.
+	// A limiter set to Fixed spends a fresh allowance the moment a period begins, which a
+	// sliding server would refuse.
+	Fixed Window = "fixed"
+)
+
+// ParseWindow reads "sliding" or "fixed".
+func ParseWindow(s string) (Window, error) {
+	switch w := Window(strings.ToLower(strings.TrimSpace(s))); w {
+	case Sliding, Fixed:
+		return w, nil
+	}
+	return "", fmt.Errorf("ratelimit: window %q is neither %s nor %s", s, Sliding, Fixed)
+}
+
+// DefaultMargin is the safety margin a limiter on limits uses unless told otherwise (see
+// WithMargin): half a second, or 2% of the shortest period when that is less. Half a second
+// covers NTP-synced clocks (skew of tens of milliseconds) and the spread of one request's
+// journey from grant to the server's throttle: a pooled connection against a fresh TLS
+// handshake, a GC pause, queueing at the server's load balancer. It costs 0.8% of a
+// one-minute window and 0.01% of an hour. Limits of a second or so are test or compressed
+// clocks, where the cap keeps 98% of each window's budget.
+func DefaultMargin(limits []Limit) time.Duration {
+	m := 500 * time.Millisecond
+	for _, l := range limits {
+		m = min(m, l.Period/50)
+	}
+	return m
+}
+
+// Option tunes a Limiter to what is known of the server.
+type Option func(*options)
+
+type options struct {
+	window Window
+	margin time.Duration
+}
+
+// WithWindow sets how the server counts calls; the default (and "") is Sliding.
+func WithWindow(w Window) Option { return func(o *options) { o.window = cmp.Or(w, Sliding) } }
+
+// WithMargin sets how far a call's arrival at the server, read on the server's clock, may
+// lie from the moment Redis granted it, read on Redis's clock, in either direction: the
+// clock skew between the two plus the spread of the time a request takes to reach the
+// server's throttle. The default is DefaultMargin of the limits.
+func WithMargin(d time.Duration) Option { return func(o *options) { o.margin = d } }
+
 // Limiter hands out permission for one call at a time to every process that uses the same
 // Redis key. Its state lives in Redis and is read against Redis's clock, so processes on
 // machines with skewed clocks still share one budget.
 //
-// The server it protects is assumed to count calls in a sliding window log (as Django REST
-// framework's throttle does): a call is refused when the window ending at its arrival already
-// holds Count calls. Two rules keep a limiter configured at the server's exact rate free of
-// 429s while spending nearly all of the budget:
+// A call is granted as soon as every limit allows it: a window's whole allowance is spent
+// the moment the window opens, with no pacing, so a run never leaves budget unused while
+// it has work. What a limit allows depends on the server's Window kind and on the margin
+// m (see WithMargin), the uncertainty about when a granted call reaches the server:
 //
-//   - The limit with the shortest period is spread evenly: calls are scheduled
-//     (Period+tolerance)/Count apart, so there are never bursts.
-//   - Every longer limit keeps a log of granted calls and admits a call only while fewer
-//     than Count calls fall in the last Period+tolerance. These may run at the short limit's
-//     pace until their budget is spent (the "600/min burst within 5,000/hour" shape).
-//
-// The tolerance (see Tolerance) absorbs the difference between when the limiter grants a
-// call and when the server sees it arrive.
+//   - Sliding: a call is granted while fewer than Count calls were granted in the last
+//     Period+m. Two calls' arrivals can then be no closer than Period apart when their
+//     grants were Period+m apart, so no span of Period at the server holds more than Count.
+//     Only differences between times matter here, so clock skew cancels out and m need
+//     only cover the spread of latency.
+//   - Fixed: a call granted at Redis time g arrives somewhere in [g-m, g+m] on the server's
+//     clock, so it is counted in every fixed window that span touches, and granted only
+//     while each of them holds fewer than Count. A call granted just before a window ends
+//     thus also spends the next window's allowance, in case it lands there; a window that
+//     follows a full one opens m after its start.
 type Limiter struct {
 	rdb  redis.UniversalClient
-	keys []string // the state hash (pace and pause), then one log per longer limit
-	args []any    // spacing and catch-up in µs, then count and window in µs per log
+	keys []string // the state hash (pause), then one record per limit
+	args []any    // window kind and margin in µs, then count and period in µs per limit
 }
-
-// Tolerance is how much the limiter widens each window to absorb variation between grant
-// and arrival (scheduling, connection setup, network latency jitter): 1% of the period, at
-// least 20ms. At 600/1m that costs 1% of the budget; at 20/1s, 2%.
-func Tolerance(period time.Duration) time.Duration {
-	return max(period/100, 20*time.Millisecond)
-}
-
-// catchUp is how late a paced grant may be without delaying the ones after it. Waking a
-// waiter and asking Redis take a millisecond or so; without this allowance every grant would
-// push the schedule back by that much and a limiter at 20/s would lose 2-4% of its budget.
-// It comes out of Tolerance: the server can see calls up to catchUp closer together.
-const catchUp = 5 * time.Millisecond
 
 // New returns a limiter that enforces every limit in limits on the budget named key. All
-// processes that pass the same key and limits share one budget. New panics if limits is empty
-// or holds a non-positive count or period; ParseLimits never returns such a list.
-func New(rdb redis.UniversalClient, key string, limits []Limit) *Limiter {
+// processes that pass the same key, limits and options share one budget. New panics if
+// limits is empty or holds a non-positive count or period, or on an unknown window or a
+// negative margin; ParseLimits and ParseWindow never return such values.
+func New(rdb redis.UniversalClient, key string, limits []Limit, opts ...Option) *Limiter {
 	if len(limits) == 0 {
 		panic("ratelimit: New needs at least one limit")
 	}
@@ -97,63 +144,94 @@ func New(rdb redis.UniversalClient, key string, limits []Limit) *Limiter {
 			panic(fmt.Sprintf("ratelimit: invalid limit %s", l))
 		}
 	}
-	sorted := slices.Clone(limits)
-	slices.SortFunc(sorted, func(a, b Limit) int {
-		// Shortest period first; on a tie the tighter limit sets the pace.
-		return cmp.Or(cmp.Compare(a.Period, b.Period), cmp.Compare(a.Count, b.Count))
-	})
-	pace := sorted[0]
-	spacing := (pace.Period + Tolerance(pace.Period)) / time.Duration(pace.Count)
+	o := options{window: Sliding, margin: DefaultMargin(limits)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	w, err := ParseWindow(string(o.window))
+	if err != nil {
+		panic(err.Error())
+	}
+	if o.margin < 0 {
+		panic(fmt.Sprintf("ratelimit: negative margin %s", o.margin))
+	}
 	// The hash tag keeps every key of one budget in one Redis Cluster slot, as a script that
 	// touches several keys requires.
 	l := &Limiter{
 		rdb:  rdb,
 		keys: []string{"ratelimit:{" + key + "}:state"},
-		args: []any{max(1, spacing.Microseconds()), min(catchUp, spacing/2).Microseconds()},
+		args: []any{string(w), o.margin.Microseconds()},
 	}
-	for _, lim := range sorted[1:] {
-		// Named by the limit, so a changed limit starts a fresh log instead of misreading
-		// an old one.
-		l.keys = append(l.keys, fmt.Sprintf("ratelimit:{%s}:log:%s", key, lim))
-		l.args = append(l.args, lim.Count, (lim.Period + Tolerance(lim.Period)).Microseconds())
+	for _, lim := range limits {
+		// Named by the window kind and the limit, so a changed setting starts a fresh
+		// record instead of misreading an old one of another shape.
+		l.keys = append(l.keys, fmt.Sprintf("ratelimit:{%s}:%s:%s", key, w, lim))
+		l.args = append(l.args, lim.Count, lim.Period.Microseconds())
 	}
 	return l
 }
 
 // acquire grants one call if every limit allows it now and returns 0, or returns how long to
 // wait before asking again without granting anything. Checking all limits in one script
-// means a call refused by one limit never spends another limit's budget.
+// means a call refused by one limit never spends another limit's budget, and no other
+// process can slip a grant in between the check and the record.
+//
+// A sliding limit's record is a sorted set of grant times (an exact log: a counter would
+// only approximate the server's log). A fixed limit's record is a hash from window number
+// to grants counted in it.
 var acquire = redis.NewScript(`
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local fixed = ARGV[1] == "fixed"
+local margin = tonumber(ARGV[2])
 local wait = 0
-local st = redis.call("HMGET", KEYS[1], "next", "pause")
-local nxt = tonumber(st[1] or "0")
-local pause = tonumber(st[2] or "0")
-if pause - now > wait then wait = pause - now end
-if nxt - now > wait then wait = nxt - now end
-local longest = tonumber(ARGV[1])
+local pause = tonumber(redis.call("HGET", KEYS[1], "pause") or "0")
+if pause > now then wait = pause - now end
 for i = 2, #KEYS do
   local count = tonumber(ARGV[2 * i - 1])
-  local window = tonumber(ARGV[2 * i])
-  if window > longest then longest = window end
-  redis.call("ZREMRANGEBYSCORE", KEYS[i], "-inf", now - window)
-  local n = redis.call("ZCARD", KEYS[i])
-  if n >= count then
-    local oldest = redis.call("ZRANGE", KEYS[i], n - count, n - count, "WITHSCORES")
-    local w = tonumber(oldest[2]) + window - now
-    if w > wait then wait = w end
+  local period = tonumber(ARGV[2 * i])
+  if fixed then
+    for w = math.floor((now - margin) / period), math.floor((now + margin) / period) do
+      if tonumber(redis.call("HGET", KEYS[i], w) or "0") >= count then
+        local d = (w + 1) * period + margin - now
+        if d > wait then wait = d end
+      end
+    end
+  else
+    local span = period + margin
+    redis.call("ZREMRANGEBYSCORE", KEYS[i], "-inf", now - span)
+    local n = redis.call("ZCARD", KEYS[i])
+    if n >= count then
+      local oldest = redis.call("ZRANGE", KEYS[i], n - count, n - count, "WITHSCORES")
+      local d = tonumber(oldest[2]) + span - now
+      if d > wait then wait = d end
+    end
   end
 end
-if wait > 0 then return wait end
+if wait > 0 then return math.ceil(wait) end
 local member = now .. "-" .. redis.call("HINCRBY", KEYS[1], "seq", 1)
-local slot = math.max(nxt, now - tonumber(ARGV[2]))
-redis.call("HSET", KEYS[1], "next", slot + tonumber(ARGV[1]))
+local longest = 0
 for i = 2, #KEYS do
-  redis.call("ZADD", KEYS[i], now, member)
-  redis.call("PEXPIRE", KEYS[i], math.ceil(tonumber(ARGV[2 * i]) / 1000))
+  local period = tonumber(ARGV[2 * i])
+  if fixed then
+    local first = math.floor((now - margin) / period)
+    for w = first, math.floor((now + margin) / period) do
+      redis.call("HINCRBY", KEYS[i], w, 1)
+    end
+    for _, w in ipairs(redis.call("HKEYS", KEYS[i])) do
+      if tonumber(w) < first then redis.call("HDEL", KEYS[i], w) end
+    end
+  else
+    redis.call("ZADD", KEYS[i], now, member)
+  end
+  -- A record outlives every window its newest grant can count in.
+  local keep = 2 * period + 2 * margin
+  if keep > longest then longest = keep end
+  redis.call("PEXPIRE", KEYS[i], math.ceil(keep / 1000))
 end
-redis.call("PEXPIRE", KEYS[1], math.ceil(longest / 1000))
+if redis.call("PTTL", KEYS[1]) < longest / 1000 then
+  redis.call("PEXPIRE", KEYS[1], math.ceil(longest / 1000))
+end
 return 0
 `)
 

@@ -3,6 +3,8 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/sjbackfill/backfill/internal/ratelimit"
 	"github.com/sjbackfill/backfill/internal/redistest"
+	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
 )
 
 func TestParseLimitsReadsAListAndNamesTheBadPart(t *testing.T) {
@@ -44,74 +47,187 @@ func TestParseLimitsReadsAListAndNamesTheBadPart(t *testing.T) {
 	}
 }
 
-func TestLimitersSharingAKeySpendOneBudget(t *testing.T) {
+func TestParseWindowKnowsBothKinds(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t)
-	limit := ratelimit.Limit{Count: 20, Period: 500 * time.Millisecond}
-	// Separate clients stand in for separate worker processes.
-	limiters := []*ratelimit.Limiter{
-		ratelimit.New(srv.Client(t), "skilljar", []ratelimit.Limit{limit}),
-		ratelimit.New(srv.Client(t), "skilljar", []ratelimit.Limit{limit}),
+	for in, want := range map[string]ratelimit.Window{"sliding": ratelimit.Sliding, " Fixed ": ratelimit.Fixed} {
+		if got, err := ratelimit.ParseWindow(in); err != nil || got != want {
+			t.Errorf("ParseWindow(%q) = %q, %v; want %q", in, got, err, want)
+		}
 	}
+	if _, err := ratelimit.ParseWindow("leaky"); err == nil || !strings.Contains(err.Error(), `"leaky"`) {
+		t.Errorf("ParseWindow(leaky) = %v, want an error naming the value", err)
+	}
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	var (
-		mu     sync.Mutex
-		counts = make([]int, len(limiters))
-		wg     sync.WaitGroup
-	)
-	for i, l := range limiters {
-		for range 3 { // several callers per process, like concurrent progress fetches
+// The simulator's throttle at TimeScale 120: a "minute" of 500ms and an "hour" of 30s.
+const (
+	simScale    = 120
+	perMinute   = 5
+	perHour     = 15
+	minute      = 500 * time.Millisecond
+	hour        = 30 * time.Second
+	testMargin  = 100 * time.Millisecond
+	testRunTime = 2 * time.Second
+)
+
+// grantLog records when each call was granted and what the server answered.
+type grantLog struct {
+	mu       sync.Mutex
+	grants   []time.Time
+	statuses map[int]int
+}
+
+// callThrough runs callers on each limiter until ctx ends; every caller waits for a grant,
+// then calls the simulator's ping over HTTP. Separate limiters with their own Redis
+// connections stand in for separate worker processes.
+func callThrough(t testing.TB, ctx context.Context, sim *skilljarsim.Sim, limiters []*ratelimit.Limiter, callersEach int) *grantLog {
+	t.Helper()
+	log := &grantLog{statuses: map[int]int{}}
+	client := &http.Client{}
+	var wg sync.WaitGroup
+	for _, l := range limiters {
+		for range callersEach {
 			wg.Go(func() {
 				for {
 					if _, err := l.Wait(ctx); err != nil {
 						return
 					}
-					mu.Lock()
-					counts[i]++
-					mu.Unlock()
+					granted := time.Now()
+					req, err := http.NewRequest(http.MethodGet, sim.URL()+"/v1/ping", nil)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					req.SetBasicAuth(sim.APIKey(), "")
+					resp, err := client.Do(req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					resp.Body.Close()
+					log.mu.Lock()
+					log.grants = append(log.grants, granted)
+					log.statuses[resp.StatusCode]++
+					log.mu.Unlock()
 				}
 			})
 		}
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	slices.SortFunc(log.grants, time.Time.Compare)
+	return log
+}
 
-	total := counts[0] + counts[1]
-	// Calls are paced, so over any stretch the grants can exceed the budget of that stretch
-	// by at most the one call granted at its very start.
-	allowed := int(float64(limit.Count)*elapsed.Seconds()/limit.Period.Seconds()) + 1
-	if total > allowed {
-		t.Fatalf("two limiters on one key granted %d calls in %v; one budget allows %d", total, elapsed, allowed)
+// sleepUntilOffset sleeps until the clock stands offset past a whole multiple of period.
+func sleepUntilOffset(period, offset time.Duration) {
+	now := time.Now()
+	d := offset - now.Sub(now.Truncate(period))
+	if d < 0 {
+		d += period
 	}
-	if counts[0] == 0 || counts[1] == 0 {
-		t.Fatalf("one process was starved: grants per process %v", counts)
+	time.Sleep(d)
+}
+
+func TestLimitersSpendEachWindowAsItOpensWithZero429s(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ kind, server ratelimit.Window }{
+		{ratelimit.Sliding, ratelimit.Sliding},
+		{ratelimit.Fixed, ratelimit.Fixed},
+		// A fixed window is one of the spans a sliding one checks.
+		{ratelimit.Sliding, ratelimit.Fixed},
+	} {
+		kind := tc.kind
+		t.Run(string(kind)+"_against_"+string(tc.server), func(t *testing.T) {
+			t.Parallel()
+			srv := redistest.Start(t)
+			sim, err := skilljarsim.Start(skilljarsim.Config{
+				Users: 10, PerMinute: perMinute, PerHour: perHour, TimeScale: simScale, ThrottleWindow: string(tc.server),
+			}, "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sim.Close()
+			limits := []ratelimit.Limit{{perHour, hour}, {perMinute, minute}}
+			var limiters []*ratelimit.Limiter
+			for range 2 {
+				limiters = append(limiters, ratelimit.New(srv.Client(t), "skilljar", limits,
+					ratelimit.WithWindow(kind), ratelimit.WithMargin(testMargin)))
+			}
+			if tc.server == ratelimit.Fixed {
+				// The run must see one fixed hour only, or the hour's allowance would reset
+				// within it.
+				now := time.Now()
+				if now.Sub(now.Truncate(hour)) > hour-testRunTime-testMargin {
+					sleepUntilOffset(hour, testMargin)
+				}
+			}
+
+			ctx, cancel := context.WithTimeout(context.Background(), testRunTime)
+			defer cancel()
+			log := callThrough(t, ctx, sim, limiters, 3)
+
+			if n := log.statuses[http.StatusTooManyRequests]; n > 0 {
+				t.Fatalf("the simulator refused %d of %d calls: the limiters let more through than a window allows", n, len(log.grants))
+			}
+			// Three minutes' allowances fit in the run; the hour's allowance then binds.
+			if got := log.statuses[http.StatusOK]; got != perHour {
+				t.Fatalf("%d calls answered in a run that holds a whole hour's allowance of %d", got, perHour)
+			}
+			// Each minute's allowance goes out in one burst as the window opens: a paced
+			// limiter would have granted only 3 of 5 in half a window.
+			for k := 0; k+perMinute <= len(log.grants); k += perMinute {
+				burst := log.grants[k : k+perMinute]
+				if spread := burst[perMinute-1].Sub(burst[0]); spread >= minute/2 {
+					t.Errorf("calls %d to %d were granted over %v; a window's allowance should go out at once", k+1, k+perMinute, spread)
+				}
+			}
+		})
 	}
 }
 
-func TestLongerLimitAllowsTheShortPaceUntilItsBudgetIsSpent(t *testing.T) {
+// A limiter that assumes fixed windows spends a fresh allowance at each window start, which
+// a sliding server refuses when the last window's calls came late in it: the check the test
+// above relies on does see a limiter that lets too much through.
+func TestFixedWindowsAgainstASlidingServerDraw429s(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	// Paced at about one call per 12ms, but only 4 calls per second.
-	l := ratelimit.New(srv.Client(t), "k", []ratelimit.Limit{{4, time.Second}, {10, 100 * time.Millisecond}})
-	ctx := context.Background()
+	sim, err := skilljarsim.Start(skilljarsim.Config{Users: 10, PerMinute: perMinute, TimeScale: simScale}, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	l := ratelimit.New(srv.Client(t), "skilljar", []ratelimit.Limit{{perMinute, minute}},
+		ratelimit.WithWindow(ratelimit.Fixed), ratelimit.WithMargin(testMargin))
+	sleepUntilOffset(minute, minute/2)
+	ctx, cancel := context.WithTimeout(context.Background(), minute)
+	defer cancel()
+	log := callThrough(t, ctx, sim, []*ratelimit.Limiter{l}, 3)
+	if log.statuses[http.StatusTooManyRequests] == 0 {
+		t.Fatalf("a fixed-window limiter drew no 429 from a sliding server (statuses %v)", log.statuses)
+	}
+}
 
-	var waited []time.Duration
-	start := time.Now()
-	for range 5 {
-		w, err := l.Wait(ctx)
-		if err != nil {
+// A call granted within the margin of a fixed window's end may arrive in the next window, so
+// it spends the next window's allowance too.
+func TestFixedWindowCountsALateCallInTheNextWindowToo(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	const period, margin = time.Second, 300 * time.Millisecond
+	l := ratelimit.New(srv.Client(t), "k", []ratelimit.Limit{{3, period}},
+		ratelimit.WithWindow(ratelimit.Fixed), ratelimit.WithMargin(margin))
+	sleepUntilOffset(period, period-margin/2)
+	ctx := context.Background()
+	for range 3 {
+		if _, err := l.Wait(ctx); err != nil {
 			t.Fatal(err)
 		}
-		waited = append(waited, w)
 	}
-	if waited[1] >= 500*time.Millisecond || waited[3] >= 500*time.Millisecond {
-		t.Fatalf("calls within the longer budget should only wait for the pace, waited %v", waited)
-	}
-	if elapsed := time.Since(start); elapsed < time.Second {
-		t.Fatalf("the 5th call was granted %v after the first; a 4/1s limit needs at least 1s (waits %v)", elapsed, waited)
+	// The next window opens in margin/2, yet holds these three calls already: nothing more
+	// is granted until it has ended and the margin after it has passed.
+	short, cancel := context.WithTimeout(ctx, period)
+	defer cancel()
+	if _, err := l.Wait(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a fourth call was granted in the window the first three may land in (err %v)", err)
 	}
 }
 
@@ -120,7 +236,7 @@ func TestPauseUntilFromOneProcessHoldsEveryProcess(t *testing.T) {
 	srv := redistest.Start(t)
 	limits := []ratelimit.Limit{{100, time.Second}}
 	a := ratelimit.New(srv.Client(t), "k", limits)
-	b := ratelimit.New(srv.Client(t), "k", limits)
+	b := ratelimit.New(srv.Client(t), "k", limits, ratelimit.WithWindow(ratelimit.Fixed))
 	other := ratelimit.New(srv.Client(t), "other-key", limits)
 	ctx := context.Background()
 
@@ -149,15 +265,17 @@ func TestPauseUntilFromOneProcessHoldsEveryProcess(t *testing.T) {
 func TestWaitStopsWhenTheContextEnds(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	l := ratelimit.New(srv.Client(t), "k", []ratelimit.Limit{{1, time.Hour}})
-	ctx := context.Background()
-	if _, err := l.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	if _, err := l.Wait(short); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Wait on an exhausted budget = %v, want context.DeadlineExceeded", err)
+	for _, kind := range []ratelimit.Window{ratelimit.Sliding, ratelimit.Fixed} {
+		l := ratelimit.New(srv.Client(t), "k", []ratelimit.Limit{{1, time.Hour}}, ratelimit.WithWindow(kind))
+		ctx := context.Background()
+		if _, err := l.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		if _, err := l.Wait(short); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s: Wait on an exhausted budget = %v, want context.DeadlineExceeded", kind, err)
+		}
+		cancel()
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 
 // BenchmarkUpsert20k writes 20,000 student rows through each path and reports what the
 // engine's sink choice trades: API calls spent per 1,000 rows against rows per second. The
-// client runs with its production defaults (bulk polls start at 500ms), the simulator with
+// client runs with its production defaults (bulk polls start at 50ms), the simulator with
 // no latency and with 50ms per request.
 func BenchmarkUpsert20k(b *testing.B) {
 	const rows = 20000

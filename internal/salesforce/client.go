@@ -64,8 +64,8 @@ type Config struct {
 	// Defaults to 500ms and 30s.
 	BackoffBase, BackoffMax time.Duration
 
-	// BulkPollInterval is the first wait between Bulk API job polls; it grows by half each
-	// poll up to BulkPollMax. Every poll is an API call. Defaults to 500ms and 10s.
+	// BulkPollInterval is the first wait between Bulk API job polls; it doubles each poll
+	// up to BulkPollMax. Every poll is an API call. Defaults to 50ms and 10s.
 	BulkPollInterval, BulkPollMax time.Duration
 
 	// BulkTimeout bounds how long a Bulk API job may take from upload to a final state;
@@ -154,7 +154,7 @@ const (
 	DefaultLockRetries         = 4
 	DefaultBackoffBase         = 500 * time.Millisecond
 	DefaultBackoffMax          = 30 * time.Second
-	DefaultBulkPollInterval    = 500 * time.Millisecond
+	DefaultBulkPollInterval    = 50 * time.Millisecond
 	DefaultBulkPollMax         = 10 * time.Second
 	DefaultBulkTimeout         = 30 * time.Minute
 	DefaultMaxUsageFraction    = 0.9

@@ -98,7 +98,8 @@ func Build(cfg config.Config, log zerolog.Logger) (*Parts, error) {
 	if cfg.SkilljarAPIKey != "" {
 		p.Skilljar, err = skilljar.New(skilljar.Config{
 			BaseURL: cfg.SkilljarBaseURL, APIKey: cfg.SkilljarAPIKey,
-			Limiter:  ratelimit.New(rdb, "bf:ratelimit:skilljar", cfg.SkilljarRateLimit),
+			Limiter: ratelimit.New(rdb, "bf:ratelimit:skilljar", cfg.SkilljarRateLimit,
+				ratelimit.WithWindow(cfg.SkilljarRateWindow), ratelimit.WithMargin(cfg.SkilljarRateMargin)),
 			Observer: p.Metrics.Source(),
 			// The page and every run start ask for the domains; they rarely change.
 			DomainsTTL: time.Minute,

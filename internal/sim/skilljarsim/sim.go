@@ -61,6 +61,9 @@ type Config struct {
 	// Retry-After stays in real seconds (rounded up, at least 1), so a client that honours it
 	// waits the scaled time. Defaults to 1 (real time).
 	TimeScale float64
+	// ThrottleWindow is how the limits count: ThrottleSliding (DRF's throttle, the default)
+	// or ThrottleFixed. Which one Skilljar uses is UNCONFIRMED.
+	ThrottleWindow string
 
 	// UserOrder is the order of /v1/users and of domain user lists: OrderCreated (new
 	// learners append at the end), OrderNewestFirst (they appear first and shift page
@@ -108,6 +111,9 @@ func (c Config) validate() error {
 	}
 	if c.TimeScale < 0 {
 		errs = append(errs, fmt.Errorf("TimeScale must be positive, got %v", c.TimeScale))
+	}
+	if err := checkThrottleWindow(c.ThrottleWindow); err != nil {
+		errs = append(errs, err)
 	}
 	if c.UserOrder != "" && c.UserOrder != OrderCreated && c.UserOrder != OrderNewestFirst && c.UserOrder != OrderUnstable {
 		errs = append(errs, fmt.Errorf("UserOrder must be %q, %q or %q, got %q", OrderCreated, OrderNewestFirst, OrderUnstable, c.UserOrder))
