@@ -42,7 +42,7 @@ func fingerprint(u skilljar.UserOverview) string {
 
 // snapshotCursor is the checkpoint of a snapshot pass.
 type snapshotCursor struct {
-	PageURL string `json:"page_url,omitempty"`
+	Cursor  string `json:"page_url,omitempty"`
 	Pages   int    `json:"pages"`
 	Changed int    `json:"changed"`
 }
@@ -63,11 +63,7 @@ func (s *slice) snapshotStream(ctx context.Context, i int) (runstore.State, erro
 	}
 	compare := s.run.Kind == runstore.KindCatchup
 	for {
-		url := cp.PageURL
-		if url == "" {
-			url = s.e.Source.UsersURL()
-		}
-		p, err := s.e.Source.Users(ctx, url)
+		p, err := s.e.Source.Users(ctx, cp.Cursor)
 		if err != nil {
 			return "", fmt.Errorf("read learners overview: %w", err)
 		}
@@ -92,7 +88,7 @@ func (s *slice) snapshotStream(ctx context.Context, i int) (runstore.State, erro
 		cp.Changed += len(c.Changed)
 		c.ProgressTotal = int64(len(c.Changed))
 		c.StreamDone = p.Next == ""
-		cp.PageURL, cp.Pages = p.Next, cp.Pages+1
+		cp.Cursor, cp.Pages = p.Next, cp.Pages+1
 		c.Checkpoint = cp
 		if c.StreamDone && compare {
 			c.Events = append(c.Events, runstore.Event{Level: "info", Kind: "changes_found", Stream: st.Name,
@@ -121,11 +117,7 @@ func (s *slice) membersStream(ctx context.Context, i int) (runstore.State, error
 		return "", err
 	}
 	for {
-		url := cp.PageURL
-		if url == "" {
-			url = s.e.Source.DomainUsersURL(st.Domain)
-		}
-		p, err := s.e.Source.DomainUsers(ctx, url)
+		p, err := s.e.Source.DomainUsers(ctx, st.Domain, cp.Cursor)
 		if err != nil {
 			return "", fmt.Errorf("read learners of %s: %w", st.Domain, err)
 		}
@@ -134,7 +126,7 @@ func (s *slice) membersStream(ctx context.Context, i int) (runstore.State, error
 			c.Members = append(c.Members, u.User.ID)
 		}
 		c.StreamDone = p.Next == ""
-		cp = listCursor{PageURL: p.Next, Pages: cp.Pages + 1}
+		cp = listCursor{Cursor: p.Next, Pages: cp.Pages + 1}
 		c.Checkpoint = cp
 		state, err := s.commitRaw(ctx, i, c)
 		if err != nil || state != runstore.Running || c.StreamDone || s.timeUp() {
@@ -152,7 +144,7 @@ func (s *slice) changedStream(ctx context.Context, i int) (runstore.State, error
 	if err := decodeCheckpoint(st.Checkpoint, &cp); err != nil {
 		return "", err
 	}
-	offset, _ := strconv.Atoi(cp.PageURL)
+	offset, _ := strconv.Atoi(cp.Cursor)
 	filtered := s.domainFiltered()
 	for {
 		items, total, err := s.e.Store.ChangedPage(ctx, s.run.ID, st.Pass, offset, changedPage)
@@ -191,7 +183,7 @@ func (s *slice) changedStream(ctx context.Context, i int) (runstore.State, error
 		}
 		offset += len(items)
 		done := int64(offset) >= total
-		cp = learnerCursor{PageURL: strconv.Itoa(offset), Pages: cp.Pages + 1}
+		cp = learnerCursor{Cursor: strconv.Itoa(offset), Pages: cp.Pages + 1}
 		state, err = s.commit(ctx, i, cp, done, nil, nil, 0)
 		if err != nil || state != runstore.Running || done || s.timeUp() {
 			return state, err

@@ -24,18 +24,17 @@ import (
 	"github.com/sjbackfill/backfill/jobs"
 )
 
-// Source is what the pipeline reads from Skilljar.
+// Source is what the pipeline reads from Skilljar; *skilljar.Client is one. The list calls
+// take a cursor the pipeline keeps in checkpoints without looking into it: "" is the first
+// page, and a page's Next is the cursor of the one after it ("" after the last).
 type Source interface {
 	Domains(ctx context.Context) ([]skilljar.Domain, error)
-	CoursesURL() string
-	Courses(ctx context.Context, pageURL string) (skilljar.Page[skilljar.Course], error)
-	PublishedCoursesURL(domain string) string
-	PublishedCourses(ctx context.Context, pageURL, domain string) (skilljar.Page[skilljar.PublishedCourse], error)
-	DomainUsersURL(domain string) string
-	DomainUsers(ctx context.Context, pageURL string) (skilljar.Page[skilljar.DomainUser], error)
+	Courses(ctx context.Context, cursor string) (skilljar.Page[skilljar.Course], error)
+	PublishedCourses(ctx context.Context, domain, cursor string) (skilljar.Page[skilljar.PublishedCourse], error)
+	DomainUsers(ctx context.Context, domain, cursor string) (skilljar.Page[skilljar.DomainUser], error)
+	DomainUserCount(ctx context.Context, domain string) (int64, error)
 	UserProgress(ctx context.Context, userID string) ([]skilljar.UserCourseProgress, error)
-	UsersURL() string
-	Users(ctx context.Context, pageURL string) (skilljar.Page[skilljar.UserOverview], error)
+	Users(ctx context.Context, cursor string) (skilljar.Page[skilljar.UserOverview], error)
 }
 
 // Sink is what the pipeline writes to and asks of Salesforce.

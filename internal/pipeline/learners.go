@@ -15,7 +15,7 @@ import (
 // learnerCursor is the checkpoint of a domain's learners stream. Students of a page are
 // upserted ahead of their progress, so two frontiers move through the same page.
 type learnerCursor struct {
-	PageURL string `json:"page_url,omitempty"`
+	Cursor string `json:"page_url,omitempty"`
 	// Students counts the page's learners whose student row Salesforce has accepted.
 	Students int `json:"students"`
 	// Index is the first learner of the page whose progress rows are not all accepted.
@@ -54,11 +54,7 @@ func (s *slice) learnersStream(ctx context.Context, i int) (runstore.State, erro
 		return "", err
 	}
 	for {
-		url := cp.PageURL
-		if url == "" {
-			url = s.e.Source.DomainUsersURL(st.Domain)
-		}
-		p, err := s.e.Source.DomainUsers(ctx, url)
+		p, err := s.e.Source.DomainUsers(ctx, st.Domain, cp.Cursor)
 		if err != nil {
 			return "", fmt.Errorf("read learners of %s: %w", st.Domain, err)
 		}
@@ -76,7 +72,7 @@ func (s *slice) learnersStream(ctx context.Context, i int) (runstore.State, erro
 			return state, err
 		}
 		done := p.Next == ""
-		cp = learnerCursor{PageURL: p.Next, Pages: cp.Pages + 1}
+		cp = learnerCursor{Cursor: p.Next, Pages: cp.Pages + 1}
 		state, err = s.commit(ctx, i, cp, done, nil, nil, 0)
 		if err != nil || state != runstore.Running || done || s.timeUp() {
 			return state, err

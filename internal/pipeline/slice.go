@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -188,15 +187,15 @@ func (s *slice) advance(ctx context.Context, i int) (runstore.State, error) {
 	st := &s.run.Streams[i]
 	switch st.Kind {
 	case streamCourses:
-		return s.listStream(ctx, i, mapping.Course, s.e.Source.CoursesURL(),
+		return s.listStream(ctx, i, mapping.Course,
 			func(ctx context.Context, u string) (page[mapping.Source], error) {
 				p, err := s.e.Source.Courses(ctx, u)
 				return convertPage(p, mapping.CourseSource), err
 			})
 	case streamPublishedCourses:
-		return s.listStream(ctx, i, mapping.PublishedCourse, s.e.Source.PublishedCoursesURL(st.Domain),
+		return s.listStream(ctx, i, mapping.PublishedCourse,
 			func(ctx context.Context, u string) (page[mapping.Source], error) {
-				p, err := s.e.Source.PublishedCourses(ctx, u, st.Domain)
+				p, err := s.e.Source.PublishedCourses(ctx, st.Domain, u)
 				return convertPage(p, mapping.PublishedCourseSource), err
 			})
 	case streamLearners:
@@ -359,9 +358,9 @@ func (s *slice) plan(ctx context.Context) error {
 	case learners:
 		for _, d := range domains {
 			streams = append(streams, runstore.StreamDef{Name: streamLearners + ":" + d, Kind: streamLearners, Domain: d})
-			n, err := s.learnerCount(ctx, d)
+			n, err := s.e.Source.DomainUserCount(ctx, d)
 			if err != nil {
-				return err
+				return fmt.Errorf("count learners of %s: %w", d, err)
 			}
 			total += n
 		}
@@ -394,26 +393,6 @@ func (s *slice) savePlan(ctx context.Context, p runstore.Plan, total int64) erro
 	}
 	s.run = run
 	return nil
-}
-
-// learnerCount asks for one learner of a domain to read the page envelope's count.
-func (s *slice) learnerCount(ctx context.Context, domain string) (int64, error) {
-	u, err := url.Parse(s.e.Source.DomainUsersURL(domain))
-	if err != nil {
-		return 0, err
-	}
-	q := u.Query()
-	q.Set("page_size", "1")
-	q.Del("include_signup_field_data")
-	u.RawQuery = q.Encode()
-	p, err := s.e.Source.DomainUsers(ctx, u.String())
-	if err != nil {
-		return 0, fmt.Errorf("count learners of %s: %w", domain, err)
-	}
-	if p.HasCount {
-		return int64(p.Count), nil
-	}
-	return int64(len(p.Results)), nil
 }
 
 // withParents adds the parents the requested objects refer to, because a child row naming a

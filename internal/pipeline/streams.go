@@ -12,13 +12,13 @@ import (
 // listCursor is the checkpoint of a stream over a plain list: the page being read and how
 // many of its rows Salesforce has accepted.
 type listCursor struct {
-	PageURL string `json:"page_url,omitempty"`
-	Index   int    `json:"index"`
-	Pages   int    `json:"pages"`
+	Cursor string `json:"page_url,omitempty"`
+	Index  int    `json:"index"`
+	Pages  int    `json:"pages"`
 }
 
 // listStream walks a paged list of one object, committing after every sink call.
-func (s *slice) listStream(ctx context.Context, i int, object, firstURL string,
+func (s *slice) listStream(ctx context.Context, i int, object string,
 	fetch func(context.Context, string) (page[mapping.Source], error)) (runstore.State, error) {
 	st := s.run.Streams[i]
 	var cp listCursor
@@ -26,11 +26,7 @@ func (s *slice) listStream(ctx context.Context, i int, object, firstURL string,
 		return "", err
 	}
 	for {
-		url := cp.PageURL
-		if url == "" {
-			url = firstURL
-		}
-		p, err := fetch(ctx, url)
+		p, err := fetch(ctx, cp.Cursor)
 		if err != nil {
 			return "", fmt.Errorf("read %s: %w", st.Name, err)
 		}
@@ -52,7 +48,7 @@ func (s *slice) listStream(ctx context.Context, i int, object, firstURL string,
 				if p.Next == "" {
 					done = true
 				} else {
-					cp = listCursor{PageURL: p.Next, Pages: cp.Pages + 1}
+					cp = listCursor{Cursor: p.Next, Pages: cp.Pages + 1}
 				}
 			}
 			state, err := s.commit(ctx, i, cp, done, t, nil, 0)
