@@ -200,7 +200,7 @@ func (s *slice) learnersPage(ctx context.Context, i int, stream, domain string, 
 	}
 	var fetchErr error
 	if withProgress && queued.Index < len(lp.ids) && !w.isStopped() {
-		fetchErr = s.queueProgress(ctx, &queued, lp, w)
+		fetchErr = s.sendProgress(ctx, &queued, lp, w)
 	}
 	state, committed, err := w.close()
 	*cp = committed
@@ -259,166 +259,152 @@ type fetched struct {
 	learner  int
 	rows     []pendingRow
 	filtered int64
-	err      error
 }
 
-// errSkipped marks a learner whose fetch never started because the slice was stopping.
-var errSkipped = errors.New("not fetched: slice stopping")
-
-// queueProgress fetches the progress of the page's learners from cp.Index on, in page order
-// with bounded concurrency, and queues full batches to the writer. On time-up or an error it
-// stops fetching and queues everything already fetched in full, so no learner whose progress
-// was read is read again after a resume. It returns the first fetch error.
-func (s *slice) queueProgress(ctx context.Context, cp *learnerCursor, lp *learnerPage, w *pageWriter) error {
+// sendProgress fetches the progress of the page's learners from cp.Index on, concurrently
+// through the shared rate limiter and handed back in page order, and queues full batches to
+// the writer. On time-up or an error it stops fetching and queues everything already fetched
+// in full, so no learner whose progress was read is read again after a resume. It returns
+// the first fetch error.
+func (s *slice) sendProgress(ctx context.Context, cp *learnerCursor, lp *learnerPage, w *pageWriter) error {
 	allowed := map[string]bool{}
 	for _, d := range s.run.Plan.Domains {
 		allowed[d] = true
 	}
-	partial := map[string]bool{}
-	for _, id := range cp.Partial {
-		partial[id] = true
-	}
 	start := cp.Index
-
-	quit := make(chan struct{})
-	var quitOnce sync.Once
-	stopFetching := func() { quitOnce.Do(func() { close(quit) }) }
-	defer stopFetching()
-	go func() {
-		select {
-		case <-w.stopped:
-			stopFetching()
-		case <-quit:
-		}
-	}()
-
-	// The producer starts fetches in page order. The capacity of results lets fetching go on
-	// while a full batch is being written, and bounds the memory it takes.
-	results := make(chan chan fetched, s.e.cfg.MaxPendingLearners/2)
-	sem := make(chan struct{}, s.e.cfg.ProgressConcurrency)
-	go func() {
-		defer close(results)
-		for j := start; j < len(lp.ids); j++ {
-			ch := make(chan fetched, 1)
-			select {
-			case <-quit:
-				return
-			case results <- ch:
+	f := fetchOrdered(ctx, len(lp.ids)-start, s.e.cfg.ProgressConcurrency,
+		max(s.e.cfg.MaxPendingLearners/2, s.e.cfg.ProgressConcurrency),
+		func(ctx context.Context, k int) (fetched, error) {
+			if lp.passOver(start + k) {
+				return fetched{learner: start + k}, nil
 			}
-			if lp.passOver(j) {
-				ch <- fetched{learner: j}
-				continue
-			}
-			select {
-			case <-quit:
-				ch <- fetched{learner: j, err: errSkipped}
-				return
-			case sem <- struct{}{}:
-			}
-			go func(j int) {
-				defer func() { <-sem }()
-				ch <- s.fetchProgress(ctx, j, lp, allowed)
-			}(j)
+			return s.fetchProgress(ctx, start+k, lp, allowed)
+		})
+	defer f.Close()
+	q := newProgressBatches(s, cp, lp, w)
+	var fetchErr error
+	for q.sending {
+		r, ok := f.Next()
+		if !ok {
+			break
 		}
-	}()
-
-	var (
-		pending  []pendingRow
-		filtered = map[int]int64{}
-		complete = start // learners [start, complete) are fetched in full
-		fetchErr error
-		sending  = true
-		// oldest is when the last batch was handed over: fetched progress waits at most
-		// FlushAfter from then.
-		oldest = time.Now()
-	)
-	// cut queues the first n pending rows as a batch, with the cursor that holds once they
-	// are accepted: the first learner with rows still pending, or every complete learner.
-	cut := func(n int) {
-		b := batch{object: mapping.CourseProgress, rows: pending[:n:n], extra: map[string]runstore.Counters{}}
-		pending = pending[n:]
-		next := complete
-		if len(pending) > 0 {
-			next = pending[0].learner
+		if r.Err != nil {
+			// The learners from here on are fetched again after the resume.
+			fetchErr = r.Err
+			break
 		}
-		var nextPartial []string
-		if len(pending) > 0 {
-			if next == cp.Index {
-				nextPartial = append(nextPartial, cp.Partial...)
-			}
-			for _, r := range b.rows {
-				if r.learner == next {
-					nextPartial = append(nextPartial, r.ext)
-				}
-			}
-		}
-		for j := cp.Index; j < next; j++ {
-			if f := filtered[j]; f > 0 {
-				c := b.extra[mapping.CourseProgress]
-				c.Read += f
-				c.Filtered += f
-				b.extra[mapping.CourseProgress] = c
-				delete(filtered, j)
-			}
-		}
-		b.learners, b.progressDone = lp.ids[cp.Index:next], int64(next-cp.Index)
-		cp.Index, cp.Partial = next, nextPartial
-		b.cp = *cp
-		sending = sending && w.send(b)
-		oldest = time.Now()
-	}
-	for ch := range results {
-		f := <-ch
-		if f.err != nil {
-			if fetchErr == nil && !errors.Is(f.err, errSkipped) {
-				fetchErr = f.err
-			}
-			stopFetching()
-			continue
-		}
-		if fetchErr != nil || !sending {
-			continue // drain what is in flight; it is fetched again after the resume
-		}
-		for _, r := range f.rows {
-			if r.learner == start && partial[r.ext] {
-				continue
-			}
-			pending = append(pending, r)
-		}
-		filtered[f.learner] = f.filtered
-		complete = f.learner + 1
-		for sending && len(pending) >= s.batchTarget() {
-			cut(s.chunk(len(pending)))
-		}
-		if complete-cp.Index >= s.e.cfg.MaxPendingLearners || time.Since(oldest) >= s.e.cfg.FlushAfter {
-			for sending && len(pending) > 0 {
-				cut(min(s.chunk(len(pending)), len(pending)))
-			}
-		}
-		if s.timeUp() {
-			stopFetching()
+		q.add(r.Value)
+		if s.timeUp() || w.isStopped() {
+			f.Stop()
 		}
 	}
-	for sending && len(pending) > 0 {
-		cut(min(s.chunk(len(pending)), len(pending)))
-	}
-	if sending && complete > cp.Index {
-		cut(0)
-	}
+	f.Close()
+	q.flush()
 	return fetchErr
 }
 
+// progressBatches cuts the progress rows of a page, learner by learner in page order, into
+// sink batches, each with the learner cursor that holds once Salesforce accepts it.
+type progressBatches struct {
+	s  *slice
+	lp *learnerPage
+	w  *pageWriter
+	// cp is the cursor after the batches queued so far.
+	cp *learnerCursor
+	// resumed holds the rows of learner start already accepted before a resume.
+	start   int
+	resumed map[string]bool
+	pending []pendingRow
+	// filtered counts, per learner, the rows of other domains.
+	filtered map[int]int64
+	// complete is one past the last learner whose progress is in pending or queued.
+	complete int
+	// sending is false once the writer took no more batches.
+	sending bool
+	// lastCut is when the last batch was queued: fetched progress waits at most FlushAfter.
+	lastCut time.Time
+}
+
+func newProgressBatches(s *slice, cp *learnerCursor, lp *learnerPage, w *pageWriter) *progressBatches {
+	resumed := map[string]bool{}
+	for _, id := range cp.Partial {
+		resumed[id] = true
+	}
+	return &progressBatches{s: s, lp: lp, w: w, cp: cp, start: cp.Index, resumed: resumed,
+		filtered: map[int]int64{}, complete: cp.Index, sending: true, lastCut: time.Now()}
+}
+
+// add takes one learner's progress and queues the batches it completes.
+func (q *progressBatches) add(f fetched) {
+	for _, r := range f.rows {
+		if r.learner == q.start && q.resumed[r.ext] {
+			continue
+		}
+		q.pending = append(q.pending, r)
+	}
+	q.filtered[f.learner] = f.filtered
+	q.complete = f.learner + 1
+	cfg := q.s.e.cfg
+	for q.sending && len(q.pending) >= q.s.batchTarget() {
+		q.cut(q.s.chunk(len(q.pending)))
+	}
+	if q.complete-q.cp.Index >= cfg.MaxPendingLearners || time.Since(q.lastCut) >= cfg.FlushAfter {
+		q.flush()
+	}
+}
+
+// flush queues every pending row, and the learners complete without rows.
+func (q *progressBatches) flush() {
+	for q.sending && len(q.pending) > 0 {
+		q.cut(min(q.s.chunk(len(q.pending)), len(q.pending)))
+	}
+	if q.sending && q.complete > q.cp.Index {
+		q.cut(0)
+	}
+}
+
+// cut queues the first n pending rows as a batch, with the cursor that holds once they are
+// accepted: at the first learner with rows still pending (and the rows of it this batch
+// carries), or past every complete learner.
+func (q *progressBatches) cut(n int) {
+	b := batch{object: mapping.CourseProgress, rows: q.pending[:n:n], extra: map[string]runstore.Counters{}}
+	q.pending = q.pending[n:]
+	next, partial := q.complete, []string(nil)
+	if len(q.pending) > 0 {
+		next = q.pending[0].learner
+		if next == q.cp.Index {
+			partial = append(partial, q.cp.Partial...)
+		}
+		for _, r := range b.rows {
+			if r.learner == next {
+				partial = append(partial, r.ext)
+			}
+		}
+	}
+	for j := q.cp.Index; j < next; j++ {
+		if f := q.filtered[j]; f > 0 {
+			b.extra[mapping.CourseProgress] = b.extra[mapping.CourseProgress].Add(runstore.Counters{Read: f, Filtered: f})
+			delete(q.filtered, j)
+		}
+	}
+	b.learners, b.progressDone = q.lp.ids[q.cp.Index:next], int64(next-q.cp.Index)
+	q.cp.Index, q.cp.Partial = next, partial
+	b.cp = *q.cp
+	q.sending = q.sending && q.w.send(b)
+	q.lastCut = time.Now()
+}
+
 // fetchProgress reads one learner's progress and maps the rows of the run's domains.
-func (s *slice) fetchProgress(ctx context.Context, j int, lp *learnerPage, allowed map[string]bool) fetched {
+func (s *slice) fetchProgress(ctx context.Context, j int, lp *learnerPage, allowed map[string]bool) (fetched, error) {
 	userID := lp.ids[j]
 	entries, err := s.e.Source.UserProgress(ctx, userID)
 	if errors.Is(err, skilljar.ErrNotFound) {
 		// The learner was deleted between the list and this call: nothing left to copy.
 		s.logger().Info().Str("user_id", userID).Msg("learner vanished before its progress was read")
-		return fetched{learner: j}
+		return fetched{learner: j}, nil
 	}
 	if err != nil {
-		return fetched{learner: j, err: fmt.Errorf("read progress of learner %s: %w", userID, err)}
+		return fetched{}, fmt.Errorf("read progress of learner %s: %w", userID, err)
 	}
 	out := fetched{learner: j}
 	for _, e := range entries {
@@ -435,5 +421,5 @@ func (s *slice) fetchProgress(ctx context.Context, j int, lp *learnerPage, allow
 			out.rows = append(out.rows, r)
 		}
 	}
-	return out
+	return out, nil
 }
