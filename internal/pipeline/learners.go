@@ -28,16 +28,14 @@ func planLearners(ctx context.Context, p *planning) ([]runstore.StreamDef, error
 	if !p.learners() || p.catchup() {
 		return nil, nil
 	}
-	var defs []runstore.StreamDef
 	for _, d := range p.domains {
-		defs = append(defs, runstore.StreamDef{Name: streamLearners + ":" + d, Kind: streamLearners, Domain: d})
 		n, err := p.e.Source.DomainUserCount(ctx, d)
 		if err != nil {
 			return nil, fmt.Errorf("count learners of %s: %w", d, err)
 		}
 		p.total += n
 	}
-	return defs, nil
+	return p.perDomain(streamLearners), nil
 }
 
 func openLearners(s *slice, i int) (stream, error) {

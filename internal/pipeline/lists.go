@@ -51,11 +51,7 @@ func planPublishedCourses(_ context.Context, p *planning) ([]runstore.StreamDef,
 	if !p.has(mapping.PublishedCourse) {
 		return nil, nil
 	}
-	var defs []runstore.StreamDef
-	for _, d := range p.domains {
-		defs = append(defs, runstore.StreamDef{Name: streamPublishedCourses + ":" + d, Kind: streamPublishedCourses, Domain: d})
-	}
-	return defs, nil
+	return p.perDomain(streamPublishedCourses), nil
 }
 
 func openPublishedCourses(s *slice, i int) (stream, error) {

@@ -23,11 +23,7 @@ func planMembers(_ context.Context, p *planning) ([]runstore.StreamDef, error) {
 	if !p.learners() || !p.catchup() || len(p.run.Scope.Domains) == 0 {
 		return nil, nil
 	}
-	var defs []runstore.StreamDef
-	for _, d := range p.domains {
-		defs = append(defs, runstore.StreamDef{Name: streamMembers + ":" + d, Kind: streamMembers, Domain: d})
-	}
-	return defs, nil
+	return p.perDomain(streamMembers), nil
 }
 
 func openMembers(s *slice, i int) (stream, error) {

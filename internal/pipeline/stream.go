@@ -76,6 +76,15 @@ func (p *planning) learners() bool {
 
 func (p *planning) catchup() bool { return p.run.Kind == runstore.KindCatchup }
 
+// perDomain is one stream of a kind for each of the run's domains, named kind:domain.
+func (p *planning) perDomain(kind string) []runstore.StreamDef {
+	defs := make([]runstore.StreamDef, len(p.domains))
+	for i, d := range p.domains {
+		defs[i] = runstore.StreamDef{Name: kind + ":" + d, Kind: kind, Domain: d}
+	}
+	return defs
+}
+
 // walk advances stream i page by page until it is done, the slice's time is up or the run
 // stops, saving the checkpoint after every page.
 func (s *slice) walk(ctx context.Context, i int) (runstore.State, error) {
