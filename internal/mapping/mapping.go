@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -19,17 +20,6 @@ import (
 
 //go:embed default.json
 var defaultFile []byte
-
-// Object names, in the order parents must be written before children.
-const (
-	Course          = "course"
-	PublishedCourse = "published_course"
-	Student         = "student"
-	CourseProgress  = "course_progress"
-)
-
-// Order is the dependency order of the objects: every parent precedes its children.
-var Order = []string{Course, PublishedCourse, Student, CourseProgress}
 
 // Field maps one source value to one sObject field, or one source id to a parent reference.
 type Field struct {
@@ -120,6 +110,53 @@ func Parse(b []byte) (*Mapping, error) {
 		}
 	}
 	return &m, nil
+}
+
+// Names lists the objects this mapping maps, in dependency order.
+func (m *Mapping) Names() []string {
+	var out []string
+	for _, name := range Order {
+		if _, ok := m.Object(name); ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// WithParents returns the requested objects with every parent their relationships refer
+// to, transitively, in dependency order, and the parents it added: Salesforce rejects a
+// child row naming a parent it does not hold, so parents are written first. Requesting
+// nothing means every mapped object. Names the mapping does not map are left out.
+func (m *Mapping) WithParents(requested []string) (objects, added []string) {
+	if len(requested) == 0 {
+		return m.Names(), nil
+	}
+	want := map[string]bool{}
+	var visit func(name string)
+	visit = func(name string) {
+		o, ok := m.Object(name)
+		if !ok || want[name] {
+			return
+		}
+		want[name] = true
+		for _, f := range o.Fields {
+			if f.Parent != "" {
+				visit(f.Parent)
+			}
+		}
+	}
+	for _, name := range requested {
+		visit(name)
+	}
+	for _, name := range Order {
+		if want[name] {
+			objects = append(objects, name)
+			if !slices.Contains(requested, name) {
+				added = append(added, name)
+			}
+		}
+	}
+	return objects, added
 }
 
 // Object returns the named object's mapping.

@@ -3,6 +3,7 @@ package mapping_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +157,40 @@ func TestValueMapOnlyMapsTextFields(t *testing.T) {
 	    {"field": "Score__c", "source": "score", "type": "number", "value_map": {"1": "2"}}]}]}`))
 	if err == nil || !strings.Contains(err.Error(), "objects[0].fields[1].value_map: maps text values only") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestWithParentsAddsWhatTheRelationshipsReferToInDependencyOrder(t *testing.T) {
+	t.Parallel()
+	m := mapping.Default()
+	for _, tc := range []struct {
+		requested, objects, added []string
+	}{
+		{nil, mapping.Order, nil},
+		{[]string{mapping.Student}, []string{mapping.Student}, nil},
+		// Course progress refers to all three; a published course to its course.
+		{[]string{mapping.CourseProgress}, mapping.Order, []string{mapping.Course, mapping.PublishedCourse, mapping.Student}},
+		{[]string{mapping.PublishedCourse, mapping.Student}, []string{mapping.Course, mapping.PublishedCourse, mapping.Student}, []string{mapping.Course}},
+	} {
+		objects, added := m.WithParents(tc.requested)
+		if !slices.Equal(objects, tc.objects) || !slices.Equal(added, tc.added) {
+			t.Errorf("WithParents(%v) = %v, added %v; want %v, added %v", tc.requested, objects, added, tc.objects, tc.added)
+		}
+	}
+
+	// The parents come from the mapping's relationships: a mapping whose published course
+	// has no lookup to its course does not drag the course in, and one that maps no
+	// published course lists only what it maps.
+	custom, err := mapping.Parse([]byte(`{"version": 1, "objects": [
+		{"name": "course", "sobject": "C__c", "external_id": "E__c", "fields": [{"field": "E__c", "source": "id"}]},
+		{"name": "published_course", "sobject": "P__c", "external_id": "E__c", "fields": [{"field": "E__c", "source": "id"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if objects, added := custom.WithParents([]string{mapping.PublishedCourse}); !slices.Equal(objects, []string{mapping.PublishedCourse}) || added != nil {
+		t.Errorf("without the lookup, WithParents(published_course) = %v, added %v", objects, added)
+	}
+	if names := custom.Names(); !slices.Equal(names, []string{mapping.Course, mapping.PublishedCourse}) {
+		t.Errorf("Names() = %v", names)
 	}
 }

@@ -7,6 +7,17 @@ import (
 	"github.com/sjbackfill/backfill/internal/skilljar"
 )
 
+// Object names, in the order parents must be written before children.
+const (
+	Course          = "course"
+	PublishedCourse = "published_course"
+	Student         = "student"
+	CourseProgress  = "course_progress"
+)
+
+// Order is the dependency order of the objects: every parent precedes its children.
+var Order = []string{Course, PublishedCourse, Student, CourseProgress}
+
 // Source is one Skilljar record flattened to the keys a mapping's "source" names. A key that
 // is absent means "unknown here" (the field is left unchanged in Salesforce); a key with a nil
 // value means "empty in Skilljar" (the field is cleared).

@@ -16,7 +16,8 @@ const contactObject = "contact"
 // linkContacts finds (and, with Create Contacts on, creates) the Contact of every learner of
 // the page from start on, as Skilljar's integration does, and keeps their Ids on the page.
 // It runs again for a page resumed after a crash: the Contacts it created are found then.
-func (s *slice) linkContacts(ctx context.Context, start int, lp *learnerPage) (*runstore.Event, error) {
+func (lp *learnerPage) linkContacts(ctx context.Context, start int) (*runstore.Event, error) {
+	s := lp.s
 	if s.e.Contacts == nil {
 		return nil, fmt.Errorf("Link Contacts is on but the engine has no Salesforce client for Contacts")
 	}
@@ -50,14 +51,17 @@ func (s *slice) linkContacts(ctx context.Context, start int, lp *learnerPage) (*
 		Data: map[string]any{"linked": res.Linked, "created": res.Created, "unlinked": res.Unlinked}}, nil
 }
 
-// setContact puts the Contact Id on the row when the object maps a Contact lookup; an
-// unlinked learner leaves the lookup as Salesforce has it.
-func (s *slice) setContact(object string, r pendingRow, contactID string) bool {
-	o, _ := s.e.Mapping.Object(object)
-	if o.ContactField == "" || contactID == "" || r.row == nil {
+// setContact puts learner j's Contact Id on the row when Contacts are linked and the object
+// maps a Contact lookup; an unlinked learner leaves the lookup as Salesforce has it.
+func (lp *learnerPage) setContact(object string, r pendingRow, j int) bool {
+	if lp.contacts == nil || lp.contacts[j] == "" || r.row == nil {
 		return false
 	}
-	r.row[o.ContactField] = contactID
+	o, _ := lp.s.e.Mapping.Object(object)
+	if o.ContactField == "" {
+		return false
+	}
+	r.row[o.ContactField] = lp.contacts[j]
 	return true
 }
 

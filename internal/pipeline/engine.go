@@ -20,23 +20,8 @@ import (
 	"github.com/sjbackfill/backfill/internal/mapping"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/salesforce"
-	"github.com/sjbackfill/backfill/internal/skilljar"
 	"github.com/sjbackfill/backfill/jobs"
 )
-
-// Source is what the pipeline reads from Skilljar.
-type Source interface {
-	Domains(ctx context.Context) ([]skilljar.Domain, error)
-	CoursesURL() string
-	Courses(ctx context.Context, pageURL string) (skilljar.Page[skilljar.Course], error)
-	PublishedCoursesURL(domain string) string
-	PublishedCourses(ctx context.Context, pageURL, domain string) (skilljar.Page[skilljar.PublishedCourse], error)
-	DomainUsersURL(domain string) string
-	DomainUsers(ctx context.Context, pageURL string) (skilljar.Page[skilljar.DomainUser], error)
-	UserProgress(ctx context.Context, userID string) ([]skilljar.UserCourseProgress, error)
-	UsersURL() string
-	Users(ctx context.Context, pageURL string) (skilljar.Page[skilljar.UserOverview], error)
-}
 
 // Sink is what the pipeline writes to and asks of Salesforce.
 type Sink interface {
@@ -218,7 +203,7 @@ func SinkModes() []string {
 func (e *Engine) normalizeScope(ctx context.Context, sc runstore.Scope) (runstore.Scope, error) {
 	for _, o := range sc.Objects {
 		if _, ok := e.Mapping.Object(o); !ok {
-			return sc, &ValidationError{Field: "objects", Message: fmt.Sprintf("%q is not a mapped object; use any of %s", o, strings.Join(e.mappedObjects(), ", "))}
+			return sc, &ValidationError{Field: "objects", Message: fmt.Sprintf("%q is not a mapped object; use any of %s", o, strings.Join(e.Mapping.Names(), ", "))}
 		}
 	}
 	sc.Objects = dedupeSorted(sc.Objects)
@@ -246,16 +231,6 @@ func (e *Engine) normalizeScope(ctx context.Context, sc runstore.Scope) (runstor
 		}
 	}
 	return sc, nil
-}
-
-func (e *Engine) mappedObjects() []string {
-	var out []string
-	for _, name := range mapping.Order {
-		if _, ok := e.Mapping.Object(name); ok {
-			out = append(out, name)
-		}
-	}
-	return out
 }
 
 func dedupeSorted(in []string) []string {

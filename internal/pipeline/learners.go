@@ -2,442 +2,65 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
-	"time"
 
 	"github.com/sjbackfill/backfill/internal/mapping"
 	"github.com/sjbackfill/backfill/internal/runstore"
-	"github.com/sjbackfill/backfill/internal/skilljar"
 )
 
-// learnerCursor is the checkpoint of a domain's learners stream. Students of a page are
-// upserted ahead of their progress, so two frontiers move through the same page.
-type learnerCursor struct {
-	PageURL string `json:"page_url,omitempty"`
-	// Students counts the page's learners whose student row Salesforce has accepted.
-	Students int `json:"students"`
-	// Index is the first learner of the page whose progress rows are not all accepted.
-	Index int `json:"index"`
-	// Partial holds the external ids of learner Index's rows already accepted, when a sink
-	// call split that learner's rows, so a resume skips exactly those.
-	Partial []string `json:"partial,omitempty"`
-	Pages   int      `json:"pages"`
-}
-
-// learnerPage is one page of learners: a domain's users, or a catch-up's changed learners.
-type learnerPage struct {
-	ids []string
-	// students are the learners' student records.
-	students []mapping.Source
-	// seen marks learners an earlier stream of this run already processed; outside marks
-	// learners in none of the run's domains. Neither is read or written.
-	seen, outside []bool
-	// contacts holds each learner's linked Contact Id, when Link Contacts is on.
-	contacts []string
-}
-
-// passOver reports whether learner j is neither read nor written.
-func (lp *learnerPage) passOver(j int) bool {
-	return lp.seen[j] || (lp.outside != nil && lp.outside[j])
-}
+// streamLearners walks a domain's learners: their student rows, then their course progress.
+const streamLearners = "learners"
 
 // learnersStream walks a domain's learners page by page. On each page the students are
 // written first, then each learner's progress, which is fetched concurrently through the
 // shared rate limiter while a writer upserts the batches already complete: the Skilljar
 // budget, the long pole, is never idle while Salesforce works.
-func (s *slice) learnersStream(ctx context.Context, i int) (runstore.State, error) {
-	st := s.run.Streams[i]
-	var cp learnerCursor
-	if err := decodeCheckpoint(st.Checkpoint, &cp); err != nil {
-		return "", err
+type learnersStream struct {
+	s      *slice
+	i      int
+	domain string
+	cp     learnerCursor
+}
+
+// planLearners walks every domain of a backfill that writes learners, and counts them for
+// the run's progress. A catch-up finds its learners by change instead (planChanged).
+func planLearners(ctx context.Context, p *planning) ([]runstore.StreamDef, error) {
+	if !p.learners() || p.catchup() {
+		return nil, nil
 	}
-	for {
-		url := cp.PageURL
-		if url == "" {
-			url = s.e.Source.DomainUsersURL(st.Domain)
-		}
-		p, err := s.e.Source.DomainUsers(ctx, url)
+	for _, d := range p.domains {
+		n, err := p.e.Source.DomainUserCount(ctx, d)
 		if err != nil {
-			return "", fmt.Errorf("read learners of %s: %w", st.Domain, err)
+			return nil, fmt.Errorf("count learners of %s: %w", d, err)
 		}
-		lp := &learnerPage{ids: make([]string, len(p.Results)), students: make([]mapping.Source, len(p.Results))}
-		for j, u := range p.Results {
-			lp.ids[j], lp.students[j] = u.User.ID, mapping.StudentSource(u, st.Domain)
-		}
-		if lp.seen, err = s.e.Store.LearnersDone(ctx, s.run.ID, lp.ids); err != nil {
-			return "", err
-		}
-		cp.Students = min(cp.Students, len(lp.ids))
-		cp.Index = min(cp.Index, cp.Students)
-		state, err := s.learnersPage(ctx, i, st.Name, st.Domain, &cp, lp)
-		if err != nil || state != runstore.Running || cp.Index < len(lp.ids) {
-			return state, err
-		}
-		done := p.Next == ""
-		cp = learnerCursor{PageURL: p.Next, Pages: cp.Pages + 1}
-		state, err = s.commit(ctx, i, cp, done, nil, nil, 0)
-		if err != nil || state != runstore.Running || done || s.timeUp() {
-			return state, err
-		}
+		p.total += n
 	}
+	return p.perDomain(streamLearners), nil
 }
 
-// batch is one sink call's worth of rows with everything its commit changes.
-type batch struct {
-	object string
-	rows   []pendingRow
-	// extra counts outcomes that need no call: students seen in an earlier domain, progress
-	// rows of other domains.
-	extra        map[string]runstore.Counters
-	cp           learnerCursor
-	learners     []string
-	progressDone int64
-	events       []runstore.Event
+func openLearners(s *slice, i int) (stream, error) {
+	cp, err := checkpointOf[learnerCursor](s, i)
+	return &learnersStream{s: s, i: i, domain: s.run.Streams[i].Domain, cp: cp}, err
 }
 
-// pageWriter upserts batches in the order they are queued and commits each one, so parents
-// stay ahead of children while the fetching goes on.
-type pageWriter struct {
-	queue chan batch
-	// stopped is closed when the writer will take no more batches: a write failed or the run
-	// was paused or cancelled.
-	stopped   chan struct{}
-	done      chan struct{}
-	state     runstore.State
-	err       error
-	committed learnerCursor
-}
-
-func (s *slice) startWriter(ctx context.Context, i int, stream, domain string, from learnerCursor) *pageWriter {
-	w := &pageWriter{queue: make(chan batch), stopped: make(chan struct{}), done: make(chan struct{}),
-		state: runstore.Running, committed: from}
-	var once sync.Once
-	stop := func() { once.Do(func() { close(w.stopped) }) }
-	go func() {
-		defer close(w.done)
-		defer stop()
-		for b := range w.queue {
-			if w.err != nil || w.state != runstore.Running {
-				continue
-			}
-			t, err := s.write(ctx, b.object, b.rows, stream)
-			if err != nil {
-				w.err = fmt.Errorf("write %s of %s: %w", b.object, domain, err)
-				stop()
-				continue
-			}
-			for obj, c := range b.extra {
-				t.add(obj, c)
-			}
-			state, err := s.commitBatch(ctx, i, b, t)
-			if err != nil {
-				w.err = err
-				stop()
-				continue
-			}
-			w.committed, w.state = b.cp, state
-			if state != runstore.Running {
-				stop()
-			}
-		}
-	}()
-	return w
-}
-
-// send queues a batch; false means the writer has stopped.
-func (w *pageWriter) send(b batch) bool {
-	select {
-	case w.queue <- b:
-		return true
-	case <-w.stopped:
-		return false
-	}
-}
-
-// isStopped reports whether the writer takes no more batches.
-func (w *pageWriter) isStopped() bool {
-	select {
-	case <-w.stopped:
-		return true
-	default:
-		return false
-	}
-}
-
-// close waits for every queued batch and returns the writer's outcome.
-func (w *pageWriter) close() (runstore.State, learnerCursor, error) {
-	close(w.queue)
-	<-w.done
-	return w.state, w.committed, w.err
-}
-
-// learnersPage writes the rest of one page: its students, then its learners' progress. It
-// returns when the page is done, the slice's time is up (after writing what was fetched) or
-// an error stops it, with cp set to what Salesforce accepted. While the writer runs, only it
-// touches the slice's copy of the run's streams.
-func (s *slice) learnersPage(ctx context.Context, i int, stream, domain string, cp *learnerCursor, lp *learnerPage) (runstore.State, error) {
-	withStudents := contains(s.run.Plan.Objects, mapping.Student)
-	withProgress := contains(s.run.Plan.Objects, mapping.CourseProgress)
-	if !withStudents {
-		cp.Students = len(lp.ids)
-	}
-	var linkEvent *runstore.Event
-	if s.run.Scope.LinkContacts && !s.run.Scope.DryRun {
-		ev, err := s.linkContacts(ctx, cp.Index, lp)
-		if err != nil {
-			return runstore.Running, err
-		}
-		linkEvent = ev
-	}
-	w := s.startWriter(ctx, i, stream, domain, *cp)
-	queued := *cp
-	for queued.Students < len(lp.ids) {
-		b := s.studentBatch(&queued, lp, withProgress)
-		if linkEvent != nil {
-			b.events, linkEvent = append(b.events, *linkEvent), nil
-		}
-		if !w.send(b) {
-			break
-		}
-	}
-	var fetchErr error
-	if withProgress && queued.Index < len(lp.ids) && !w.isStopped() {
-		fetchErr = s.queueProgress(ctx, &queued, lp, w)
-	}
-	state, committed, err := w.close()
-	*cp = committed
-	switch {
-	case err != nil && fetchErr != nil:
-		return state, fmt.Errorf("%w (and before it: %v)", err, fetchErr)
-	case err != nil:
-		return state, err
-	}
-	return state, fetchErr
-}
-
-// studentBatch takes the next students of the page.
-func (s *slice) studentBatch(cp *learnerCursor, lp *learnerPage, withProgress bool) batch {
-	start := cp.Students
-	end := min(start+s.chunk(len(lp.ids)-start), len(lp.ids))
-	b := batch{object: mapping.Student, extra: map[string]runstore.Counters{}}
-	for j := start; j < end; j++ {
-		if lp.passOver(j) {
-			c := b.extra[mapping.Student]
-			c.Read++
-			if lp.seen[j] {
-				c.Skipped++
-			} else {
-				c.Filtered++
-			}
-			b.extra[mapping.Student] = c
-			continue
-		}
-		r := s.e.mapRow(mapping.Student, lp.students[j], j)
-		if lp.contacts != nil {
-			c := b.extra[contactObject]
-			c.Read++
-			if s.setContact(mapping.Student, r, lp.contacts[j]) {
-				c.Written++
-				c.Updated++
-			} else {
-				c.Skipped++
-			}
-			b.extra[contactObject] = c
-		}
-		b.rows = append(b.rows, r)
-	}
-	cp.Students = end
-	if !withProgress {
-		// Without progress to fetch, a learner is done once its student row is in.
-		b.learners, b.progressDone = lp.ids[start:end], int64(end-start)
-		cp.Index = end
-	}
-	b.cp = *cp
-	return b
-}
-
-// fetched is one learner's progress, mapped and filtered to the run's domains.
-type fetched struct {
-	learner  int
-	rows     []pendingRow
-	filtered int64
-	err      error
-}
-
-// errSkipped marks a learner whose fetch never started because the slice was stopping.
-var errSkipped = errors.New("not fetched: slice stopping")
-
-// queueProgress fetches the progress of the page's learners from cp.Index on, in page order
-// with bounded concurrency, and queues full batches to the writer. On time-up or an error it
-// stops fetching and queues everything already fetched in full, so no learner whose progress
-// was read is read again after a resume. It returns the first fetch error.
-func (s *slice) queueProgress(ctx context.Context, cp *learnerCursor, lp *learnerPage, w *pageWriter) error {
-	allowed := map[string]bool{}
-	for _, d := range s.run.Plan.Domains {
-		allowed[d] = true
-	}
-	partial := map[string]bool{}
-	for _, id := range cp.Partial {
-		partial[id] = true
-	}
-	start := cp.Index
-
-	quit := make(chan struct{})
-	var quitOnce sync.Once
-	stopFetching := func() { quitOnce.Do(func() { close(quit) }) }
-	defer stopFetching()
-	go func() {
-		select {
-		case <-w.stopped:
-			stopFetching()
-		case <-quit:
-		}
-	}()
-
-	// The producer starts fetches in page order. The capacity of results lets fetching go on
-	// while a full batch is being written, and bounds the memory it takes.
-	results := make(chan chan fetched, s.e.cfg.MaxPendingLearners/2)
-	sem := make(chan struct{}, s.e.cfg.ProgressConcurrency)
-	go func() {
-		defer close(results)
-		for j := start; j < len(lp.ids); j++ {
-			ch := make(chan fetched, 1)
-			select {
-			case <-quit:
-				return
-			case results <- ch:
-			}
-			if lp.passOver(j) {
-				ch <- fetched{learner: j}
-				continue
-			}
-			select {
-			case <-quit:
-				ch <- fetched{learner: j, err: errSkipped}
-				return
-			case sem <- struct{}{}:
-			}
-			go func(j int) {
-				defer func() { <-sem }()
-				ch <- s.fetchProgress(ctx, j, lp, allowed)
-			}(j)
-		}
-	}()
-
-	var (
-		pending  []pendingRow
-		filtered = map[int]int64{}
-		complete = start // learners [start, complete) are fetched in full
-		fetchErr error
-		sending  = true
-		// oldest is when the last batch was handed over: fetched progress waits at most
-		// FlushAfter from then.
-		oldest = time.Now()
-	)
-	// cut queues the first n pending rows as a batch, with the cursor that holds once they
-	// are accepted: the first learner with rows still pending, or every complete learner.
-	cut := func(n int) {
-		b := batch{object: mapping.CourseProgress, rows: pending[:n:n], extra: map[string]runstore.Counters{}}
-		pending = pending[n:]
-		next := complete
-		if len(pending) > 0 {
-			next = pending[0].learner
-		}
-		var nextPartial []string
-		if len(pending) > 0 {
-			if next == cp.Index {
-				nextPartial = append(nextPartial, cp.Partial...)
-			}
-			for _, r := range b.rows {
-				if r.learner == next {
-					nextPartial = append(nextPartial, r.ext)
-				}
-			}
-		}
-		for j := cp.Index; j < next; j++ {
-			if f := filtered[j]; f > 0 {
-				c := b.extra[mapping.CourseProgress]
-				c.Read += f
-				c.Filtered += f
-				b.extra[mapping.CourseProgress] = c
-				delete(filtered, j)
-			}
-		}
-		b.learners, b.progressDone = lp.ids[cp.Index:next], int64(next-cp.Index)
-		cp.Index, cp.Partial = next, nextPartial
-		b.cp = *cp
-		sending = sending && w.send(b)
-		oldest = time.Now()
-	}
-	for ch := range results {
-		f := <-ch
-		if f.err != nil {
-			if fetchErr == nil && !errors.Is(f.err, errSkipped) {
-				fetchErr = f.err
-			}
-			stopFetching()
-			continue
-		}
-		if fetchErr != nil || !sending {
-			continue // drain what is in flight; it is fetched again after the resume
-		}
-		for _, r := range f.rows {
-			if r.learner == start && partial[r.ext] {
-				continue
-			}
-			pending = append(pending, r)
-		}
-		filtered[f.learner] = f.filtered
-		complete = f.learner + 1
-		for sending && len(pending) >= s.batchTarget() {
-			cut(s.chunk(len(pending)))
-		}
-		if complete-cp.Index >= s.e.cfg.MaxPendingLearners || time.Since(oldest) >= s.e.cfg.FlushAfter {
-			for sending && len(pending) > 0 {
-				cut(min(s.chunk(len(pending)), len(pending)))
-			}
-		}
-		if s.timeUp() {
-			stopFetching()
-		}
-	}
-	for sending && len(pending) > 0 {
-		cut(min(s.chunk(len(pending)), len(pending)))
-	}
-	if sending && complete > cp.Index {
-		cut(0)
-	}
-	return fetchErr
-}
-
-// fetchProgress reads one learner's progress and maps the rows of the run's domains.
-func (s *slice) fetchProgress(ctx context.Context, j int, lp *learnerPage, allowed map[string]bool) fetched {
-	userID := lp.ids[j]
-	entries, err := s.e.Source.UserProgress(ctx, userID)
-	if errors.Is(err, skilljar.ErrNotFound) {
-		// The learner was deleted between the list and this call: nothing left to copy.
-		s.logger().Info().Str("user_id", userID).Msg("learner vanished before its progress was read")
-		return fetched{learner: j}
-	}
+func (l *learnersStream) page(ctx context.Context) (*runstore.Commit, runstore.State, error) {
+	s := l.s
+	p, err := s.e.Source.DomainUsers(ctx, l.domain, l.cp.Cursor)
 	if err != nil {
-		return fetched{learner: j, err: fmt.Errorf("read progress of learner %s: %w", userID, err)}
+		return nil, "", fmt.Errorf("read learners of %s: %w", l.domain, err)
 	}
-	out := fetched{learner: j}
-	for _, e := range entries {
-		srcs := mapping.ProgressSources(userID, e)
-		if !allowed[e.DomainName] {
-			out.filtered += int64(len(srcs))
-			continue
-		}
-		for _, src := range srcs {
-			r := s.e.mapRow(mapping.CourseProgress, src, j)
-			if lp.contacts != nil {
-				s.setContact(mapping.CourseProgress, r, lp.contacts[j])
-			}
-			out.rows = append(out.rows, r)
-		}
+	lp := s.newLearnerPage(l.i, len(p.Results))
+	for j, u := range p.Results {
+		lp.ids[j], lp.students[j] = u.User.ID, mapping.StudentSource(u, l.domain)
 	}
-	return out
+	// A learner met in an earlier domain of the run is written once.
+	if lp.seen, err = s.e.Store.LearnersDone(ctx, s.run.ID, lp.ids); err != nil {
+		return nil, "", err
+	}
+	state, err := lp.write(ctx, &l.cp)
+	if err != nil || state != runstore.Running || l.cp.Index < len(lp.ids) {
+		return nil, state, err
+	}
+	l.cp = learnerCursor{Cursor: p.Next, Pages: l.cp.Pages + 1}
+	return &runstore.Commit{Checkpoint: l.cp, StreamDone: p.Next == ""}, state, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/sjbackfill/backfill/internal/salesforce"
 )
 
+// streamRedrive sends one object's rejected records of another run again.
 const streamRedrive = "redrive"
 
 // redrivePage is how many ledger rows a redrive stream reads at a time.
@@ -57,7 +58,7 @@ func (s *slice) planRedrive(ctx context.Context) (runstore.Plan, int64, error) {
 	}
 	var objects []string
 	var streams []runstore.StreamDef
-	for _, o := range s.e.mappedObjects() {
+	for _, o := range s.e.Mapping.Names() {
 		if present[o] {
 			objects = append(objects, o)
 			streams = append(streams, runstore.StreamDef{Name: streamRedrive + ":" + o, Kind: streamRedrive, Object: o})
@@ -73,51 +74,48 @@ func (s *slice) planRedrive(ctx context.Context) (runstore.Plan, int64, error) {
 
 // redriveStream sends one object's rows of the parent's ledger again, committing after every
 // sink call; its checkpoint is the ledger position.
-func (s *slice) redriveStream(ctx context.Context, i int) (runstore.State, error) {
-	st := s.run.Streams[i]
-	var cp listCursor
-	if err := decodeCheckpoint(st.Checkpoint, &cp); err != nil {
-		return "", err
+type redriveStream struct {
+	s   *slice
+	i   int
+	def runstore.StreamDef
+	cp  listCursor
+}
+
+func openRedrive(s *slice, i int) (stream, error) {
+	cp, err := checkpointOf[listCursor](s, i)
+	return &redriveStream{s: s, i: i, def: s.run.Streams[i].StreamDef, cp: cp}, err
+}
+
+func (r *redriveStream) page(ctx context.Context) (*runstore.Commit, runstore.State, error) {
+	s, object := r.s, r.def.Object
+	ledger, total, err := s.e.Store.RejectedPage(ctx, s.run.Parent, r.cp.Index, redrivePage)
+	if err != nil {
+		return nil, "", err
 	}
-	for {
-		ledger, total, err := s.e.Store.RejectedPage(ctx, s.run.Parent, cp.Index, redrivePage)
-		if err != nil {
-			return "", err
-		}
-		var rows []pendingRow
-		var positions []int // ledger position after each row, for the checkpoint
-		for j, rej := range ledger {
-			if rej.Object != st.Object {
-				continue
-			}
+	var rows []pendingRow
+	var positions []int // ledger position after each row, for the checkpoint
+	for j, rej := range ledger {
+		if rej.Object == object {
 			rows = append(rows, s.e.redriveRow(rej))
-			positions = append(positions, cp.Index+j+1)
-		}
-		end := cp.Index + len(ledger)
-		for len(rows) > 0 {
-			n := min(s.chunk(len(rows)), len(rows))
-			t, err := s.write(ctx, st.Object, rows[:n], st.Name)
-			if err != nil {
-				return "", fmt.Errorf("write %s: %w", st.Name, err)
-			}
-			cp.Index = positions[n-1]
-			rows, positions = rows[n:], positions[n:]
-			if len(rows) == 0 {
-				cp.Index = end
-			}
-			done := int64(cp.Index) >= total
-			state, err := s.commit(ctx, i, cp, done, t, nil, int64(n))
-			if err != nil || state != runstore.Running || done || s.timeUp() {
-				return state, err
-			}
-		}
-		cp.Index = end
-		done := int64(cp.Index) >= total
-		state, err := s.commit(ctx, i, cp, done, nil, nil, 0)
-		if err != nil || state != runstore.Running || done || s.timeUp() {
-			return state, err
+			positions = append(positions, r.cp.Index+j+1)
 		}
 	}
+	end := r.cp.Index + len(ledger)
+	for len(rows) > 0 {
+		n := min(s.chunk(len(rows)), len(rows))
+		t, err := s.write(ctx, object, rows[:n], r.def.Name)
+		if err != nil {
+			return nil, "", fmt.Errorf("write %s: %w", r.def.Name, err)
+		}
+		r.cp.Index = positions[n-1]
+		rows, positions = rows[n:], positions[n:]
+		state, err := s.commit(ctx, runstore.Commit{Stream: r.i, Checkpoint: r.cp, ProgressDone: int64(n)}, t)
+		if err != nil || state != runstore.Running || (len(rows) > 0 && s.timeUp()) {
+			return nil, state, err
+		}
+	}
+	r.cp.Index = end
+	return &runstore.Commit{Checkpoint: r.cp, StreamDone: int64(end) >= total}, runstore.Running, nil
 }
 
 // redriveRow turns a ledger entry back into a row: the row that was sent, or for a record

@@ -5,25 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/sjbackfill/backfill/internal/mapping"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/salesforce"
 	"github.com/sjbackfill/backfill/internal/skilljar"
 	"github.com/sjbackfill/backfill/jobs"
-)
-
-// Stream kinds.
-const (
-	streamCourses          = "courses"
-	streamPublishedCourses = "published_courses"
-	streamLearners         = "learners"
 )
 
 // ErrRetryLater is returned for conditions that clear by themselves (a hand-over in flight,
@@ -147,7 +138,7 @@ func (s *slice) execute(ctx context.Context) error {
 	for s.run.Current < len(s.run.Streams) {
 		st := s.run.Streams[s.run.Current]
 		s.setStream(base.With().Str("stream", st.Name).Logger(), st.Checkpoint)
-		state, err := s.advance(ctx, s.run.Current)
+		state, err := s.walk(ctx, s.run.Current)
 		if err != nil {
 			return s.handle(ctx, err)
 		}
@@ -183,50 +174,6 @@ func (s *slice) handOver(ctx context.Context, delay time.Duration) error {
 	return ignoreFenced(s.e.Store.HandOver(ctx, s.run.ID, s.fence, s.seq))
 }
 
-// advance runs one stream until it is done, the slice's time is up or the run stops.
-func (s *slice) advance(ctx context.Context, i int) (runstore.State, error) {
-	st := &s.run.Streams[i]
-	switch st.Kind {
-	case streamCourses:
-		return s.listStream(ctx, i, mapping.Course, s.e.Source.CoursesURL(),
-			func(ctx context.Context, u string) (page[mapping.Source], error) {
-				p, err := s.e.Source.Courses(ctx, u)
-				return convertPage(p, mapping.CourseSource), err
-			})
-	case streamPublishedCourses:
-		return s.listStream(ctx, i, mapping.PublishedCourse, s.e.Source.PublishedCoursesURL(st.Domain),
-			func(ctx context.Context, u string) (page[mapping.Source], error) {
-				p, err := s.e.Source.PublishedCourses(ctx, u, st.Domain)
-				return convertPage(p, mapping.PublishedCourseSource), err
-			})
-	case streamLearners:
-		return s.learnersStream(ctx, i)
-	case streamRedrive:
-		return s.redriveStream(ctx, i)
-	case streamSnapshot:
-		return s.snapshotStream(ctx, i)
-	case streamMembers:
-		return s.membersStream(ctx, i)
-	case streamChanged:
-		return s.changedStream(ctx, i)
-	}
-	return "", fmt.Errorf("unknown stream kind %q", st.Kind)
-}
-
-// page is a source page already flattened for the mapping.
-type page[T any] struct {
-	URL, Next string
-	Rows      []T
-}
-
-func convertPage[T any](p skilljar.Page[T], f func(T) mapping.Source) page[mapping.Source] {
-	out := page[mapping.Source]{URL: p.URL, Next: p.Next, Rows: make([]mapping.Source, len(p.Results))}
-	for i, r := range p.Results {
-		out.Rows[i] = f(r)
-	}
-	return out
-}
-
 // handle classifies an error once: conditions an operator must fix fail the run with a
 // message that says what to do; auth loss parks it until re-authentication; spent API
 // budgets delay it; anything else goes back to asynq for a retry from the checkpoint.
@@ -254,7 +201,7 @@ func (s *slice) handle(ctx context.Context, err error) error {
 	case errors.Is(err, skilljar.ErrUnauthorized):
 		return s.fail(ctx, err.Error()+"; fix the key and resume the run", err)
 	case errors.As(err, &rateLimited):
-		return fmt.Errorf("%w: %v", ErrRetryLater, err)
+		return fmt.Errorf("%w: %w", ErrRetryLater, err)
 	}
 	s.logger().Warn().Err(err).Msg("slice failed; asynq retries it from the checkpoint")
 	return err
@@ -294,7 +241,8 @@ func (s *slice) event(ctx context.Context, level, kind, msg string) {
 	}
 }
 
-// plan runs the preflight and decides the run's streams, before any write.
+// plan runs the preflight and decides the run's streams, before any write: each stream kind
+// plans its own, in the order of streamKinds.
 func (s *slice) plan(ctx context.Context) error {
 	if s.run.Kind == runstore.KindRedrive {
 		p, total, err := s.planRedrive(ctx)
@@ -304,7 +252,11 @@ func (s *slice) plan(ctx context.Context) error {
 		return s.savePlan(ctx, p, total)
 	}
 	sc := s.run.Scope
-	objects, notes := withParents(sc.Objects, s.e.mappedObjects())
+	objects, added := s.e.Mapping.WithParents(sc.Objects)
+	var notes []string
+	if len(added) > 0 {
+		notes = append(notes, fmt.Sprintf("added %s: the requested objects refer to them and parents are written first", strings.Join(added, ", ")))
+	}
 	domains := sc.Domains
 	if len(domains) == 0 {
 		all, err := s.e.Source.Domains(ctx)
@@ -323,55 +275,23 @@ func (s *slice) plan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	has := func(o string) bool { return contains(objects, o) }
-	learners := has(mapping.Student) || has(mapping.CourseProgress)
-	catchup := s.run.Kind == runstore.KindCatchup
+	p := &planning{e: s.e, run: s.run, objects: objects, domains: domains}
 	var streams []runstore.StreamDef
-	snapshot := func(pass int) runstore.StreamDef {
-		return runstore.StreamDef{Name: fmt.Sprintf("%s:%d", streamSnapshot, pass), Kind: streamSnapshot, Pass: pass}
-	}
-	// The snapshot comes before any learner is read, so a change landing during the run
-	// is found by the next catch-up. Only a run that writes progress may set the watermark.
-	if learners && has(mapping.CourseProgress) && !sc.DryRun {
-		streams = append(streams, snapshot(1))
-	}
-	if has(mapping.Course) {
-		streams = append(streams, runstore.StreamDef{Name: streamCourses, Kind: streamCourses})
-	}
-	if has(mapping.PublishedCourse) {
-		for _, d := range domains {
-			streams = append(streams, runstore.StreamDef{Name: streamPublishedCourses + ":" + d, Kind: streamPublishedCourses, Domain: d})
+	for _, k := range streamKinds {
+		if k.plan == nil {
+			continue
 		}
-	}
-	var total int64
-	switch {
-	case learners && catchup:
-		if len(sc.Domains) > 0 {
-			for _, d := range domains {
-				streams = append(streams, runstore.StreamDef{Name: streamMembers + ":" + d, Kind: streamMembers, Domain: d})
-			}
+		defs, err := k.plan(ctx, p)
+		if err != nil {
+			return err
 		}
-		for pass := 1; pass <= catchupPasses; pass++ {
-			if pass > 1 {
-				streams = append(streams, snapshot(pass))
-			}
-			streams = append(streams, runstore.StreamDef{Name: fmt.Sprintf("%s:%d", streamChanged, pass), Kind: streamChanged, Pass: pass})
-		}
-	case learners:
-		for _, d := range domains {
-			streams = append(streams, runstore.StreamDef{Name: streamLearners + ":" + d, Kind: streamLearners, Domain: d})
-			n, err := s.learnerCount(ctx, d)
-			if err != nil {
-				return err
-			}
-			total += n
-		}
+		streams = append(streams, defs...)
 	}
 	sink := sc.SinkMode
 	if sc.DryRun {
 		sink = "none (dry run)"
 	}
-	return s.savePlan(ctx, runstore.Plan{Streams: streams, Domains: domains, Objects: objects, Sink: sink, Notes: notes, Adaptations: adaptations}, total)
+	return s.savePlan(ctx, runstore.Plan{Streams: streams, Domains: domains, Objects: objects, Sink: sink, Notes: notes, Adaptations: adaptations}, p.total)
 }
 
 // savePlan records the plan, says so in the activity log and reloads the run.
@@ -396,60 +316,6 @@ func (s *slice) savePlan(ctx context.Context, p runstore.Plan, total int64) erro
 	}
 	s.run = run
 	return nil
-}
-
-// learnerCount asks for one learner of a domain to read the page envelope's count.
-func (s *slice) learnerCount(ctx context.Context, domain string) (int64, error) {
-	u, err := url.Parse(s.e.Source.DomainUsersURL(domain))
-	if err != nil {
-		return 0, err
-	}
-	q := u.Query()
-	q.Set("page_size", "1")
-	q.Del("include_signup_field_data")
-	u.RawQuery = q.Encode()
-	p, err := s.e.Source.DomainUsers(ctx, u.String())
-	if err != nil {
-		return 0, fmt.Errorf("count learners of %s: %w", domain, err)
-	}
-	if p.HasCount {
-		return int64(p.Count), nil
-	}
-	return int64(len(p.Results)), nil
-}
-
-// withParents adds the parents the requested objects refer to, because a child row naming a
-// parent Salesforce does not have is rejected.
-func withParents(requested, mapped []string) (objects, notes []string) {
-	if len(requested) == 0 {
-		return mapped, nil
-	}
-	parents := map[string][]string{
-		mapping.PublishedCourse: {mapping.Course},
-		mapping.CourseProgress:  {mapping.Course, mapping.PublishedCourse, mapping.Student},
-	}
-	want := map[string]bool{}
-	for _, o := range requested {
-		want[o] = true
-	}
-	var added []string
-	for _, o := range requested {
-		for _, p := range parents[o] {
-			if !want[p] && contains(mapped, p) {
-				want[p] = true
-				added = append(added, p)
-			}
-		}
-	}
-	for _, o := range mapped {
-		if want[o] {
-			objects = append(objects, o)
-		}
-	}
-	if len(added) > 0 {
-		notes = append(notes, fmt.Sprintf("added %s: the requested objects refer to them and parents are written first", strings.Join(dedupeSorted(added), ", ")))
-	}
-	return objects, notes
 }
 
 func contains(list []string, v string) bool {

@@ -208,58 +208,41 @@ func (s *slice) skipUnchanged(ctx context.Context, sobject string, send []salesf
 	return keepSend, keepSent, nil
 }
 
-// commitBatch commits a batch of the learners stream with the counts and events it carries.
-func (s *slice) commitBatch(ctx context.Context, i int, b batch, t *tally) (runstore.State, error) {
-	c := runstore.Commit{Stream: i, Checkpoint: b.cp, Learners: b.learners, ProgressDone: b.progressDone, Events: b.events}
-	return s.commitTally(ctx, i, c, t)
-}
-
-// commit saves one accepted batch and the stream's new checkpoint, and mirrors them in the
-// slice's copy of the run.
-func (s *slice) commit(ctx context.Context, i int, cp any, done bool, t *tally, learners []string, progressDone int64) (runstore.State, error) {
-	c := runstore.Commit{Stream: i, Checkpoint: cp, StreamDone: done, Learners: learners, ProgressDone: progressDone}
-	return s.commitTally(ctx, i, c, t)
-}
-
-// commitTally saves a commit with a batch's outcomes, then records the accepted rows' hashes.
-func (s *slice) commitTally(ctx context.Context, i int, c runstore.Commit, t *tally) (runstore.State, error) {
-	if t == nil {
-		return s.commitRaw(ctx, i, c)
-	}
-	c.Counters, c.Rejected, c.Samples = t.counters, t.rejected, t.samples
-	if n := len(t.rejected); n > 0 {
-		c.Events = append(c.Events, runstore.Event{
-			Level: "warn", Kind: "rejected", Stream: s.run.Streams[i].Name,
-			Message: pluralize(n, "record") + " rejected by Salesforce (first: " + t.rejected[0].Code + " on " + t.rejected[0].ExternalID + "); see the rejected-records ledger",
-		})
-	}
-	state, err := s.commitRaw(ctx, i, c)
-	if err == nil && len(t.hashes) > 0 {
-		if herr := s.e.Store.SetRowHashes(ctx, t.sobject, t.hashes); herr != nil {
-			s.logger().Warn().Err(herr).Msg("row hashes not saved; the next catch-up rewrites those rows")
+// commit saves one commit of stream c.Stream with the outcomes of the batch it covers (t,
+// nil for none) and mirrors its checkpoint in the slice's copy of the run; then it records
+// the content hashes of the rows Salesforce accepted.
+func (s *slice) commit(ctx context.Context, c runstore.Commit, t *tally) (runstore.State, error) {
+	name := s.run.Streams[c.Stream].Name
+	if t != nil {
+		c.Counters, c.Rejected, c.Samples = t.counters, t.rejected, t.samples
+		if n := len(t.rejected); n > 0 {
+			c.Events = append(c.Events, runstore.Event{
+				Level: "warn", Kind: "rejected", Stream: name,
+				Message: pluralize(n, "record") + " rejected by Salesforce (first: " + t.rejected[0].Code + " on " + t.rejected[0].ExternalID + "); see the rejected-records ledger",
+			})
 		}
 	}
-	return state, err
-}
-
-// commitRaw saves a commit and mirrors its checkpoint in the slice's copy of the run.
-func (s *slice) commitRaw(ctx context.Context, i int, c runstore.Commit) (runstore.State, error) {
 	if c.StreamDone {
-		c.Events = append(c.Events, runstore.Event{Level: "info", Kind: "stream_done", Stream: s.run.Streams[i].Name, Message: "stream finished"})
+		c.Events = append(c.Events, runstore.Event{Level: "info", Kind: "stream_done", Stream: name, Message: "stream finished"})
 	}
 	state, err := s.e.Store.Commit(ctx, s.run.ID, s.fence, c)
 	if err != nil {
 		return "", err
 	}
 	raw, _ := json.Marshal(c.Checkpoint)
-	s.run.Streams[i].Checkpoint = raw
-	s.run.Streams[i].Done = c.StreamDone
+	s.run.Streams[c.Stream].Checkpoint = raw
+	s.run.Streams[c.Stream].Done = c.StreamDone
 	ev := s.logger().Debug()
 	for obj, n := range c.Counters {
 		ev = ev.Int64(obj+"_read", n.Read)
 	}
 	ev.Int64("learners_done", c.ProgressDone).Bool("stream_done", c.StreamDone).Msg("checkpoint saved")
 	s.setPage(raw)
+	if t != nil && len(t.hashes) > 0 {
+		if herr := s.e.Store.SetRowHashes(ctx, t.sobject, t.hashes); herr != nil {
+			s.logger().Warn().Err(herr).Msg("row hashes not saved; the next catch-up rewrites those rows")
+		}
+	}
 	return state, nil
 }
 

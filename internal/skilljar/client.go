@@ -170,11 +170,16 @@ func New(cfg Config) (*Client, error) {
 	return &Client{cfg: cfg, base: base, root: strings.TrimRight(base.String(), "/")}, nil
 }
 
-// Page is one page of a list endpoint.
+// Page is one page of a list endpoint. The list calls take a cursor naming the page: "" is
+// the first page and a page's Next is the cursor of the following one. Cursors are opaque to
+// callers; underneath each is the page's URL exactly as the API gave it, so cursors saved
+// before they were opaque (checkpoints holding URLs) stay valid, and every cursor is checked
+// against the configured host before the key is sent with it.
 type Page[T any] struct {
-	// URL is the page that was fetched; store it to fetch the same page again.
+	// URL is the page that was fetched; it is the cursor that fetches the same page again.
 	URL string
-	// Next is the URL of the following page exactly as the API gave it, or "" on the last.
+	// Next is the cursor of the following page (its URL exactly as the API gave it), or ""
+	// on the last.
 	Next string
 	// Count is the total number of records across all pages when HasCount is set: the
 	// cursor-paged /v1/users and bare-array answers carry none.
@@ -206,58 +211,57 @@ func (c *Client) Domains(ctx context.Context) ([]Domain, error) {
 	return slices.Clone(d), nil
 }
 
-// DomainUsersURL is the first page of a domain's learners, with their signup fields.
-func (c *Client) DomainUsersURL(domain string) string {
-	return c.url("/v1/domains/"+url.PathEscape(domain)+"/users", url.Values{
-		"page_size":                 {strconv.Itoa(c.cfg.PageSize)},
-		"include_signup_field_data": {"true"},
-	})
+// DomainUsers fetches the page at cursor of a domain's learners, with their signup fields.
+func (c *Client) DomainUsers(ctx context.Context, domain, cursor string) (Page[DomainUser], error) {
+	return fetchPage[DomainUser](ctx, c, "domain_users", cmp.Or(cursor, c.domainUsersURL(domain, c.cfg.PageSize, true)))
 }
 
-// DomainUsers fetches one page of a domain's learners; start at DomainUsersURL and follow
-// Next.
-func (c *Client) DomainUsers(ctx context.Context, pageURL string) (Page[DomainUser], error) {
-	return fetchPage[DomainUser](ctx, c, "domain_users", pageURL)
+// DomainUserCount returns how many learners a domain has, from the count of a one-learner
+// page, so counting costs one call whatever the domain's size.
+func (c *Client) DomainUserCount(ctx context.Context, domain string) (int64, error) {
+	p, err := fetchPage[DomainUser](ctx, c, "domain_users", c.domainUsersURL(domain, 1, false))
+	if err != nil {
+		return 0, err
+	}
+	if p.HasCount {
+		return int64(p.Count), nil
+	}
+	return int64(len(p.Results)), nil
 }
 
-// CoursesURL is the first page of the organisation's courses.
-func (c *Client) CoursesURL() string {
-	return c.url("/v1/courses", url.Values{"page_size": {strconv.Itoa(c.cfg.PageSize)}})
+func (c *Client) domainUsersURL(domain string, pageSize int, signupFields bool) string {
+	q := url.Values{"page_size": {strconv.Itoa(pageSize)}}
+	if signupFields {
+		q.Set("include_signup_field_data", "true")
+	}
+	return c.url("/v1/domains/"+url.PathEscape(domain)+"/users", q)
 }
 
-// Courses fetches one page of courses; start at CoursesURL and follow Next.
-func (c *Client) Courses(ctx context.Context, pageURL string) (Page[Course], error) {
-	return fetchPage[Course](ctx, c, "courses", pageURL)
+// Courses fetches the page at cursor of the organisation's courses.
+func (c *Client) Courses(ctx context.Context, cursor string) (Page[Course], error) {
+	first := c.url("/v1/courses", url.Values{"page_size": {strconv.Itoa(c.cfg.PageSize)}})
+	return fetchPage[Course](ctx, c, "courses", cmp.Or(cursor, first))
 }
 
-// PublishedCoursesURL is the first page of the courses published to a domain. The endpoint
-// documents no page_size, so none is sent.
-func (c *Client) PublishedCoursesURL(domain string) string {
-	return c.url("/v1/domains/"+url.PathEscape(domain)+"/published-courses", nil)
-}
-
-// PublishedCourses fetches one page of a domain's published courses and sets Domain on each,
-// since the API does not echo it.
-func (c *Client) PublishedCourses(ctx context.Context, pageURL, domain string) (Page[PublishedCourse], error) {
-	p, err := fetchPage[PublishedCourse](ctx, c, "published_courses", pageURL)
+// PublishedCourses fetches the page at cursor of the courses published to a domain, and sets
+// Domain on each, since the API does not echo it. The endpoint documents no page_size, so
+// none is sent.
+func (c *Client) PublishedCourses(ctx context.Context, domain, cursor string) (Page[PublishedCourse], error) {
+	first := c.url("/v1/domains/"+url.PathEscape(domain)+"/published-courses", nil)
+	p, err := fetchPage[PublishedCourse](ctx, c, "published_courses", cmp.Or(cursor, first))
 	for i := range p.Results {
 		p.Results[i].Domain = domain
 	}
 	return p, err
 }
 
-// UsersURL is the first page of the organisation-wide learner list. /v1/users documents no
-// page_size, but the one public client that pages it asks for page_size=10000 and reports
-// large pages (reference/skilljar.md §4.1), so it is sent; an API that ignores it only
-// costs more pages.
-func (c *Client) UsersURL() string {
-	return c.url("/v1/users", url.Values{"page_size": {strconv.Itoa(c.cfg.PageSize)}})
-}
-
-// Users fetches one page of the organisation-wide learner list. The endpoint pages by
-// opaque cursor, so the page carries no Count; follow Next.
-func (c *Client) Users(ctx context.Context, pageURL string) (Page[UserOverview], error) {
-	return fetchPage[UserOverview](ctx, c, "users", pageURL)
+// Users fetches the page at cursor of the organisation-wide learner list. The endpoint pages
+// by opaque cursor, so the page carries no Count. /v1/users documents no page_size, but the
+// one public client that pages it asks for page_size=10000 and reports large pages
+// (reference/skilljar.md §4.1), so it is sent; an API that ignores it only costs more pages.
+func (c *Client) Users(ctx context.Context, cursor string) (Page[UserOverview], error) {
+	first := c.url("/v1/users", url.Values{"page_size": {strconv.Itoa(c.cfg.PageSize)}})
+	return fetchPage[UserOverview](ctx, c, "users", cmp.Or(cursor, first))
 }
 
 // UserProgress returns a learner's progress in every published course across all domains.
