@@ -174,9 +174,9 @@ func (a *Authorizer) complete(ctx context.Context, state, code string) (Status, 
 	g := merge(Grant{LoginURL: at.loginURL}, tok)
 	switch {
 	case g.RefreshToken == "":
-		return Status{}, errors.New("Salesforce issued no refresh token: allow the refresh_token (offline_access) scope in the connected app's OAuth settings")
+		return Status{}, errors.New("the Salesforce org issued no refresh token: allow the refresh_token (offline_access) scope in the connected app's OAuth settings")
 	case g.InstanceURL == "":
-		return Status{}, errors.New("Salesforce's token response named no instance_url")
+		return Status{}, errors.New("the Salesforce token response named no instance_url")
 	}
 	st := Status{Environment: at.environment}
 	st.OrgID, st.UserID = parseIdentityURL(g.IdentityURL)

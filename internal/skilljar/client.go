@@ -123,7 +123,7 @@ func (c Config) validate() (*url.URL, error) {
 	case base.RawQuery != "" || base.Fragment != "":
 		errs = append(errs, fmt.Errorf("BaseURL %q must not have a query or fragment", c.BaseURL))
 	case strings.HasSuffix(base.Path, "/v1"):
-		errs = append(errs, fmt.Errorf("BaseURL %q must not end in /v1: the client appends /v1/...", c.BaseURL))
+		errs = append(errs, fmt.Errorf("BaseURL %q must not end in /v1: the client appends /v1/ itself", c.BaseURL))
 	}
 	if c.APIKey == "" {
 		errs = append(errs, errors.New("APIKey is required (set SKILLJAR_API_KEY)"))
