@@ -37,23 +37,9 @@ type rejectedPage struct {
 	RedriveNote string
 }
 
-// validRunID accepts what could be a run id, keeping junk out of Redis key names; whether
-// the run exists is the store's to say.
-func validRunID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for _, c := range id {
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
-			return false
-		}
-	}
-	return true
-}
-
 func (h *Handler) runFromPath(r *http.Request) (*runstore.Run, error) {
 	id := r.PathValue("id")
-	if !validRunID(id) {
+	if !runstore.ValidID(id) {
 		return nil, &pageError{Status: http.StatusNotFound, Message: "There is no such run."}
 	}
 	return h.d.Runs.Get(r.Context(), id)
