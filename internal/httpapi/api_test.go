@@ -13,6 +13,7 @@ import (
 	"github.com/sjbackfill/backfill/internal/httpapi/apitest"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/settings"
+	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
 )
 
 // requireStatus fails the test unless the answer has the status.
@@ -488,4 +489,19 @@ func TestHealthAndReadinessNeedNoTokenAndReadinessFollowsRedis(t *testing.T) {
 	e.Redis.Stop()
 	requireStatus(t, e.DoRaw(t, http.MethodGet, "/healthz", nil), http.StatusOK)
 	requireError(t, e.DoRaw(t, http.MethodGet, "/readyz", nil), http.StatusServiceUnavailable, httpapi.CodeNotReady, "")
+}
+
+func TestASkilljarFailureWhileCheckingDomainsAnswers502AndStartsNothing(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, apitest.Options{})
+	// More failures than the client retries: the domain check cannot get through.
+	e.Skilljar.InjectFault(skilljarsim.Fault{PathPrefix: "/v1/domains", Kind: skilljarsim.Fault5xx, Times: 100})
+	body := httpapi.StartBody{Domains: []string{e.Skilljar.Org().Domains[0].Name}}
+	b := requireError(t, e.Do(t, http.MethodPost, "/v1/backfills", body), http.StatusBadGateway, httpapi.CodeUpstreamUnavailable, "")
+	if !strings.HasPrefix(b.Error.Message, "Skilljar could not be asked") {
+		t.Fatalf("message %q does not blame Skilljar", b.Error.Message)
+	}
+	if n := e.Enqueued(t); n != 0 {
+		t.Fatalf("a refused start enqueued %d tasks", n)
+	}
 }

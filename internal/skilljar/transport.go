@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sjbackfill/backfill/internal/upstream"
 )
 
 // get fetches target and hands a 2xx body to decode (nil accepts any body). It waits on the
@@ -32,7 +34,7 @@ func (c *Client) get(ctx context.Context, endpoint, target string, decode func([
 			limited++
 			retryAfter := parseRetryAfter(header.Get("Retry-After"), time.Now())
 			if limited > c.cfg.MaxRateLimited {
-				return &RateLimitedError{URL: target, Responses: limited, RetryAfter: retryAfter}
+				return failed(&RateLimitedError{URL: target, Responses: limited, RetryAfter: retryAfter})
 			}
 			if err := c.sitOut(ctx, cmp.Or(retryAfter, c.backoff(limited))); err != nil {
 				return fmt.Errorf("skilljar: GET %s: %w", target, err)
@@ -49,20 +51,23 @@ func (c *Client) get(ctx context.Context, endpoint, target string, decode func([
 		case status >= 500:
 			err = c.apiError(target, status, body)
 		default:
-			return c.apiError(target, status, body)
+			return failed(c.apiError(target, status, body))
 		}
 		failures++
 		if failures > max(c.cfg.MaxRetries, 0) {
 			if failures > 1 {
-				return fmt.Errorf("skilljar: giving up after %d attempts: %w", failures, err)
+				return failed(fmt.Errorf("skilljar: giving up after %d attempts: %w", failures, err))
 			}
-			return err
+			return failed(err)
 		}
 		if err := sleep(ctx, c.backoff(failures)); err != nil {
 			return fmt.Errorf("skilljar: GET %s: %w", target, err)
 		}
 	}
 }
+
+// failed marks a failure of Skilljar's, as opposed to the caller's own.
+func failed(err error) error { return &upstream.Error{Service: upstream.Skilljar, Err: err} }
 
 func (c *Client) wait(ctx context.Context) error {
 	if c.cfg.Limiter == nil {

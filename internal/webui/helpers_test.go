@@ -46,10 +46,12 @@ func setup(t testing.TB, users int) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := zerolog.New(io.Discard)
+	// The page logs into the API's buffer, so a test can find a failure under its request id.
+	var out io.Writer = e.Log
 	if os.Getenv("TEST_LOG") != "" {
-		logger = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr})
+		out = io.MultiWriter(e.Log, zerolog.ConsoleWriter{Out: os.Stderr})
 	}
+	logger := zerolog.New(out)
 	auth := connection.NewAuthorizer(e.Connection, connection.OAuthConfig{
 		ClientID: e.Salesforce.ClientID(), ClientSecret: e.Salesforce.ClientSecret(),
 		RedirectURL: e.Server.URL + "/salesforce/callback", LoginURL: e.Salesforce.LoginURL(),
