@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
 
+	"github.com/sjbackfill/backfill/internal/clock"
 	"github.com/sjbackfill/backfill/internal/salesforce"
 )
 
@@ -183,22 +184,11 @@ func (s *Source) persist(ctx context.Context, g Grant, version int64) error {
 		if err = s.store.rotate(ctx, g, version); err == nil || errors.Is(err, errSuperseded) {
 			return err
 		}
-		if serr := sleep(ctx, time.Duration(attempt+1)*200*time.Millisecond); serr != nil {
+		if serr := clock.Sleep(ctx, time.Duration(attempt+1)*200*time.Millisecond); serr != nil {
 			return err
 		}
 	}
 	return err
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // exchange performs the refresh-token grant against the login host the grant came from.

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sjbackfill/backfill/internal/clock"
 )
 
 // Observer receives metrics hooks. Implementations must be safe for concurrent use and
@@ -310,7 +312,7 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 			}
 			return nil, fmt.Errorf("%w: gave up after %d attempts: %w", ErrUnavailable, attempt+1, err)
 		}
-		if err := sleep(ctx, c.backoff(attempt)); err != nil {
+		if err := clock.Sleep(ctx, c.backoff(attempt)); err != nil {
 			return nil, err
 		}
 		attempt++
@@ -416,15 +418,4 @@ func (c *Client) backoff(attempt int) time.Duration {
 	}
 	half := d / 2
 	return half + rand.N(d-half+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/sjbackfill/backfill/internal/clock"
 )
 
 // CollectionsMax is how many records one sObject Collections call accepts.
@@ -69,7 +71,7 @@ func (c *Client) upsertWithLockRetries(ctx context.Context, sobject, extIDField 
 		if len(locked) == 0 {
 			break
 		}
-		if err := sleep(ctx, c.backoff(round)); err != nil {
+		if err := clock.Sleep(ctx, c.backoff(round)); err != nil {
 			return nil, err
 		}
 		again := make([]Record, len(locked))

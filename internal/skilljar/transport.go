@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sjbackfill/backfill/internal/clock"
 	"github.com/sjbackfill/backfill/internal/upstream"
 )
 
@@ -60,7 +61,7 @@ func (c *Client) get(ctx context.Context, endpoint, target string, decode func([
 			}
 			return failed(err)
 		}
-		if err := sleep(ctx, c.backoff(failures)); err != nil {
+		if err := clock.Sleep(ctx, c.backoff(failures)); err != nil {
 			return fmt.Errorf("skilljar: GET %s: %w", target, err)
 		}
 	}
@@ -161,7 +162,7 @@ func (c *Client) sitOut(ctx context.Context, d time.Duration) error {
 		// still keeps this caller off the API.
 		_ = c.cfg.Limiter.PauseUntil(ctx, time.Now().Add(d))
 	}
-	return sleep(ctx, d)
+	return clock.Sleep(ctx, d)
 }
 
 // backoff is "full jitter" exponential backoff for the nth consecutive failure.
@@ -189,18 +190,4 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return min(t.Sub(now), time.Hour)
 	}
 	return 0
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

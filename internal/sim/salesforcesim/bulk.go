@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sjbackfill/backfill/internal/clock"
 )
 
 // bulkBatchSize is the size of the internal batches Bulk API 2.0 splits a job into.
@@ -306,7 +308,7 @@ func (s *Sim) process(ctx context.Context, j *bulkJob) {
 	s.mu.Unlock()
 
 	for {
-		if !sleepCtx(ctx, s.cfg.BulkBatchDelay) {
+		if clock.Sleep(ctx, s.cfg.BulkBatchDelay) != nil {
 			return // aborted, or the simulator closed
 		}
 		s.mu.Lock()
@@ -344,20 +346,6 @@ func (s *Sim) process(ctx context.Context, j *bulkJob) {
 			return
 		}
 		s.mu.Unlock()
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
