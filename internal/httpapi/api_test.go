@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sjbackfill/backfill/internal/clock"
 	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/httpapi"
 	"github.com/sjbackfill/backfill/internal/httpapi/apitest"
@@ -279,11 +280,13 @@ func TestPauseResumeAndCancelMoveTheRunAndRefuseWhatItsStateForbids(t *testing.T
 
 func TestListShowsNewestFirstWithinTheLimit(t *testing.T) {
 	t.Parallel()
-	e := apitest.Start(t, apitest.Options{})
+	// Runs are ordered by the store's creation time, in milliseconds: its clock steps between them.
+	now := clock.NewManual(time.Now())
+	e := apitest.Start(t, apitest.Options{Now: now.Now})
 	var ids []string
 	for _, obj := range []string{"course", "student", "published_course"} {
 		ids = append(ids, startRun(t, e, httpapi.StartBody{Objects: []string{obj}}).ID)
-		time.Sleep(2 * time.Millisecond) // runs are ordered by creation time in ms
+		now.Advance(time.Second)
 	}
 	r := e.Do(t, http.MethodGet, "/v1/backfills?limit=2", nil)
 	requireStatus(t, r, http.StatusOK)
