@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -430,16 +429,12 @@ func TestAuthenticationStatusSaysWhyItIsRedAndOffersToReauthenticate(t *testing.
 			}
 			srv := httptest.NewServer(h)
 			t.Cleanup(srv.Close)
-			resp, err := srv.Client().Get(srv.URL + "/")
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer resp.Body.Close()
-			raw, err := io.ReadAll(resp.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := page{status: resp.StatusCode, header: resp.Header, body: string(raw)}
+			resp := apitest.Send(t, srv.Client(), req)
+			p := page{status: resp.StatusCode, header: resp.Header, body: string(resp.Body)}
 			p.requireStatus(t, http.StatusOK).requireContains(t, tc.want...)
 		})
 	}

@@ -161,6 +161,13 @@ func (e *Env) DoRaw(t testing.TB, method, path string, body any, header ...strin
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return Send(t, e.Server.Client(), req, header...)
+}
+
+// Send sets the header entries on req (name, value pairs; an empty value removes the
+// header), sends it with client and reads the answer whole.
+func Send(t testing.TB, client *http.Client, req *http.Request, header ...string) *Response {
+	t.Helper()
 	for i := 0; i+1 < len(header); i += 2 {
 		if header[i+1] == "" {
 			req.Header.Del(header[i])
@@ -168,7 +175,7 @@ func (e *Env) DoRaw(t testing.TB, method, path string, body any, header ...strin
 		}
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := e.Server.Client().Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
