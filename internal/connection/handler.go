@@ -40,7 +40,7 @@ func (a *Authorizer) serveCallback(w http.ResponseWriter, r *http.Request) {
 		// The state is spent all the same, so the attempt cannot be completed later. The
 		// denial is the news, whatever the state was.
 		var se *StateError
-		if _, err := a.store.takeState(r.Context(), q.Get("state")); err != nil && !errors.As(err, &se) {
+		if _, err := a.store.takeState(r.Context(), q.Get("state"), a.cfg.Now()); err != nil && !errors.As(err, &se) {
 			a.cfg.Logger.Warn().Err(err).Msg("could not spend the OAuth state of a refused connect")
 		}
 		err := &ConsentError{Code: code, Description: q.Get("error_description")}
