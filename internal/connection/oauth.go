@@ -18,6 +18,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
+
+	"github.com/sjbackfill/backfill/internal/upstream"
 )
 
 // OAuthConfig configures the web-server flow that connects an org.
@@ -179,9 +181,9 @@ func (a *Authorizer) complete(ctx context.Context, state, code string) (Status, 
 	g := merge(Grant{LoginURL: at.loginURL}, tok)
 	switch {
 	case g.RefreshToken == "":
-		return Status{}, errors.New("the Salesforce org issued no refresh token: allow the refresh_token (offline_access) scope in the connected app's OAuth settings")
+		return Status{}, &upstream.Error{Service: upstream.Salesforce, Err: errors.New("the Salesforce org issued no refresh token: allow the refresh_token (offline_access) scope in the connected app's OAuth settings")}
 	case g.InstanceURL == "":
-		return Status{}, errors.New("the Salesforce token response named no instance_url")
+		return Status{}, &upstream.Error{Service: upstream.Salesforce, Err: errors.New("the Salesforce token response named no instance_url")}
 	}
 	st := Status{Environment: at.environment}
 	st.OrgID, st.UserID = parseIdentityURL(g.IdentityURL)
