@@ -31,7 +31,8 @@ type options struct {
 	logTo io.Writer
 }
 
-// env is a private Redis, both simulators over real HTTP, the real clients and an engine.
+// env is a private Redis, both simulators over real HTTP, the real clients and an engine:
+// the stacktest stack, with the short names this package's tests use for its parts.
 type env struct {
 	*stacktest.Stack
 	ctx    context.Context
