@@ -494,17 +494,28 @@ func TestHealthAndReadinessNeedNoTokenAndReadinessFollowsRedis(t *testing.T) {
 	requireError(t, e.DoRaw(t, http.MethodGet, "/readyz", nil), http.StatusServiceUnavailable, httpapi.CodeNotReady, "")
 }
 
-func TestASkilljarFailureWhileCheckingDomainsAnswers502AndStartsNothing(t *testing.T) {
+func TestASkilljarFailureWhileCheckingDomainsAnswers502AndChangesNothing(t *testing.T) {
 	t.Parallel()
 	e := apitest.Start(t, apitest.Options{})
 	// More failures than the client retries: the domain check cannot get through.
 	e.Skilljar.InjectFault(skilljarsim.Fault{PathPrefix: "/v1/domains", Kind: skilljarsim.Fault5xx, Times: 100})
-	body := httpapi.StartBody{Domains: []string{e.Skilljar.Org().Domains[0].Name}}
-	b := requireError(t, e.Do(t, http.MethodPost, "/v1/backfills", body), http.StatusBadGateway, httpapi.CodeUpstreamUnavailable, "")
-	if !strings.HasPrefix(b.Error.Message, "Skilljar could not be asked") {
-		t.Fatalf("message %q does not blame Skilljar", b.Error.Message)
+	domains := []string{e.Skilljar.Org().Domains[0].Name}
+	for _, req := range []struct {
+		method, path string
+		body         any
+	}{
+		{http.MethodPost, "/v1/backfills", httpapi.StartBody{Domains: domains}},
+		{http.MethodPut, "/v1/settings", map[string]any{"domains": domains}},
+	} {
+		b := requireError(t, e.Do(t, req.method, req.path, req.body), http.StatusBadGateway, httpapi.CodeUpstreamUnavailable, "")
+		if !strings.HasPrefix(b.Error.Message, "Skilljar could not be asked") {
+			t.Fatalf("%s %s: message %q does not blame Skilljar", req.method, req.path, b.Error.Message)
+		}
 	}
 	if n := e.Enqueued(t); n != 0 {
 		t.Fatalf("a refused start enqueued %d tasks", n)
+	}
+	if st, err := e.Settings.Get(e.Ctx); err != nil || len(st.Domains) != 0 {
+		t.Fatalf("refused settings were saved: %+v (%v)", st, err)
 	}
 }
