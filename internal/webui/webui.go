@@ -236,11 +236,21 @@ func (h *Handler) classify(r *http.Request, err error) *pageError {
 	case errclass.Upstream:
 		pe.Message = c.Service + " could not be asked; try again shortly (" + c.Detail + ")."
 	default:
-		id := logging.RequestID(r.Context())
-		h.d.Logger.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Str("request_id", id).Msg("settings page failed")
-		pe.Message = "Something went wrong on the server; the server log has the cause under request id " + id + "."
+		pe.Message = "Something went wrong on the server; " + h.hidden(r.Context(), "settings page failed", err) + "."
 	}
 	return pe
+}
+
+// hidden logs an internal error's cause under the request's id and returns what the page
+// says in its place, as the API does: a cause can name hosts and internals that are the
+// server log's business, not the page's.
+func (h *Handler) hidden(ctx context.Context, what string, err error) string {
+	id := logging.RequestID(ctx)
+	h.d.Logger.Error().Err(err).Str("request_id", id).Msg(what)
+	if id == "" {
+		return "the server log has the cause"
+	}
+	return "the server log has the cause under request id " + id
 }
 
 // render writes a template whole or not at all, so a failing template never leaves half a page.

@@ -417,7 +417,7 @@ func TestAuthenticationStatusSaysWhyItIsRedAndOffersToReauthenticate(t *testing.
 			"the refresh token was revoked (invalid_grant): re-authenticate (2025-06-01 08:30:00 UTC)", "Re-authenticate with Salesforce"}},
 		{"status unreadable", statusFunc(func() (connection.Status, error) {
 			return connection.Status{}, errors.New("redis: connection refused")
-		}), []string{`class="status bad" data-state="unknown"`, "could not be read: redis: connection refused", `id="reauth"`}},
+		}), []string{`class="status bad" data-state="unknown"`, "could not be read; the server log has the cause.", `id="reauth"`}},
 		// As on a server without BACKFILL_SECRET_KEY or a Skilljar key.
 		{"not configured", nil, []string{`data-state="not_configured"`, "No Salesforce connection is configured on this server",
 			"No Skilljar API key is configured"}},
@@ -436,6 +436,9 @@ func TestAuthenticationStatusSaysWhyItIsRedAndOffersToReauthenticate(t *testing.
 			resp := apitest.Send(t, srv.Client(), req)
 			p := page{status: resp.StatusCode, header: resp.Header, body: string(resp.Body)}
 			p.requireStatus(t, http.StatusOK).requireContains(t, tc.want...)
+			if strings.Contains(p.body, "connection refused") {
+				t.Fatalf("the page shows an internal error's cause:\n%s", p.body)
+			}
 		})
 	}
 }
