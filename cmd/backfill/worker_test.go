@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
 	"github.com/sjbackfill/backfill/internal/sim/simcheck"
@@ -20,7 +19,7 @@ func TestAWorkerKilledWithSIGKILLMidRunLosesAtMostOneBatchAndTheRunEndsExact(t *
 	// can hand to the next worker.
 	env := s.env("SKILLJAR_RATE_LIMIT=60/1s", "BACKFILL_SLICE_SECONDS=600")
 	first := startProcess(t, env, "worker")
-	run, _, err := s.Engine.Start(s.Ctx, pipeline.StartRequest{Scope: runstore.Scope{SinkMode: runstore.SinkCollections}, Trigger: "test"})
+	run, _, err := s.Engine.Start(s.Ctx, startCollections())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +51,7 @@ func TestWorkerStopsGracefullyOnSIGTERMAndAnotherFinishesTheRunFromItsCheckpoint
 	s := newStack(t, skilljarsim.Config{Users: 400, Seed: 4}, salesforcesim.Config{})
 	env := s.env("SKILLJAR_RATE_LIMIT=80/1s")
 	first := startProcess(t, env, "worker")
-	run, _, err := s.Engine.Start(s.Ctx, pipeline.StartRequest{Scope: runstore.Scope{SinkMode: runstore.SinkCollections}, Trigger: "test"})
+	run, _, err := s.Engine.Start(s.Ctx, startCollections())
 	if err != nil {
 		t.Fatal(err)
 	}
