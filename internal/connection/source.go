@@ -33,6 +33,8 @@ type SourceConfig struct {
 	// Session Settings, 15 minutes to 24 hours). Zero, the default, refreshes only after a
 	// 401. Every refresh rotates the refresh token, which is safe here but not free.
 	RefreshAfter time.Duration
+	// Now is the clock RefreshAfter is measured on. Defaults to time.Now.
+	Now func() time.Time
 	// Logger gets connection events; token values never reach it.
 	Logger zerolog.Logger
 	// OnEvent, if set, records connection events for operators (kind, message); use
@@ -64,6 +66,9 @@ func NewSource(store *Store, cfg SourceConfig) *Source {
 	if cfg.LockWait <= 0 {
 		cfg.LockWait = DefaultLockWait
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Source{store: store, cfg: cfg}
 }
 
@@ -91,7 +96,7 @@ func (s *Source) Token(ctx context.Context) (salesforce.Credentials, error) {
 		}
 		s.cached, s.loaded = g, true
 	}
-	if s.cfg.RefreshAfter <= 0 || time.Since(s.cached.IssuedAt) < s.cfg.RefreshAfter {
+	if s.cfg.RefreshAfter <= 0 || s.cfg.Now().Sub(s.cached.IssuedAt) < s.cfg.RefreshAfter {
 		return creds(s.cached), nil
 	}
 	c, err := s.refresh(ctx, creds(s.cached))
