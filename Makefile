@@ -25,6 +25,17 @@ test: deps ## Run vet and every test (race detector on), against private redis-s
 	$(GO) vet $(PKG)
 	$(GO) test -race -count=1 -timeout 10m $(PKG)
 
+# staticcheck is pinned so every machine reports the same findings; go run fetches it through the
+# module proxy once and caches the build.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.7.0
+
+.PHONY: verify
+verify: ## Check formatting, go vet, staticcheck and that go.mod is tidy
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:" >&2; echo "$$unformatted" >&2; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) mod tidy -diff
+
 .PHONY: bench
 bench: deps ## Run the benchmarks and print their numbers
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m $(PKG)

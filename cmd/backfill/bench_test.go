@@ -49,11 +49,11 @@ func fullBackfill(b *testing.B, users int) {
 	s := newStack(b, skilljarsim.Config{Users: users, Seed: 11}, salesforcesim.Config{})
 	worker := startProcess(b, s.env("SKILLJAR_RATE_LIMIT=1000000/1s", "LOG_LEVEL=warn", "BACKFILL_WORKER_CONCURRENCY=2"), "worker")
 	start := time.Now()
-	run, _, err := s.engine.Start(s.ctx, pipeline.StartRequest{Scope: runstore.Scope{}, Trigger: "bench"})
+	run, _, err := s.Engine.Start(s.Ctx, pipeline.StartRequest{Scope: runstore.Scope{}, Trigger: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	run = s.waitRun(b, run.ID, 30*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+	run = s.WaitFor(b, run.ID, 30*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
 	elapsed := time.Since(start).Seconds()
 	rss, err := peakRSS(worker.cmd.Process.Pid)
 	if err != nil {
@@ -64,8 +64,8 @@ func fullBackfill(b *testing.B, users int) {
 		b.Fatalf("run ended %s, summary %+v", run.State, run.Summary)
 	}
 	total := run.Total()
-	sjTotal, _ := skilljarCalls(s.sj)
-	sfUsed, _ := s.sf.APIUsage()
+	sjTotal, _ := skilljarCalls(s.Skilljar)
+	sfUsed, _ := s.Salesforce.APIUsage()
 	progress := run.Counters["course_progress"].Written
 	b.ReportMetric(float64(users)/elapsed, "learners/s")
 	b.ReportMetric(float64(progress)/elapsed, "progress_rows/s")
@@ -93,20 +93,20 @@ func BenchmarkUtilizationAt20CallsPerSecond(b *testing.B) {
 	s := newStack(b, skilljarsim.Config{Users: 20000, Seed: 12, Latency: 50 * time.Millisecond, PerMinute: rate * 60},
 		salesforcesim.Config{Latency: 50 * time.Millisecond})
 	startProcess(b, s.env(fmt.Sprintf("SKILLJAR_RATE_LIMIT=%d/1s", rate), "LOG_LEVEL=warn"), "worker")
-	run, _, err := s.engine.Start(s.ctx, pipeline.StartRequest{Scope: runstore.Scope{}, Trigger: "bench"})
+	run, _, err := s.Engine.Start(s.Ctx, pipeline.StartRequest{Scope: runstore.Scope{}, Trigger: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	before, _ := skilljarCalls(s.sj)
+	before, _ := skilljarCalls(s.Skilljar)
 	start := time.Now()
 	time.Sleep(window)
-	after, progress := skilljarCalls(s.sj)
+	after, progress := skilljarCalls(s.Skilljar)
 	elapsed := time.Since(start).Seconds()
-	if _, err := s.engine.Cancel(context.Background(), run.ID); err != nil {
+	if _, err := s.Engine.Cancel(context.Background(), run.ID); err != nil {
 		b.Fatal(err)
 	}
 	throttled := 0
-	for _, c := range s.sj.Calls() {
+	for _, c := range s.Skilljar.Calls() {
 		if c.Status == 429 {
 			throttled += c.Count
 		}
@@ -122,34 +122,34 @@ func BenchmarkUtilizationAt20CallsPerSecond(b *testing.B) {
 func BenchmarkCatchupAfter20kBackfill(b *testing.B) {
 	s := newStack(b, skilljarsim.Config{Users: 20000, Seed: 13}, salesforcesim.Config{})
 	startProcess(b, s.env("SKILLJAR_RATE_LIMIT=1000000/1s", "LOG_LEVEL=warn"), "worker")
-	run, _, err := s.engine.Start(s.ctx, pipeline.StartRequest{Scope: runstore.Scope{}, Trigger: "bench"})
+	run, _, err := s.Engine.Start(s.Ctx, pipeline.StartRequest{Scope: runstore.Scope{}, Trigger: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	run = s.waitRun(b, run.ID, 30*time.Minute, "the backfill to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+	run = s.WaitFor(b, run.ID, 30*time.Minute, "the backfill to end", func(r *runstore.Run) bool { return r.State.Terminal() })
 	s.requireExact(b, run)
-	backfillCalls, _ := skilljarCalls(s.sj)
-	writesBefore := len(s.sf.WriteLog())
+	backfillCalls, _ := skilljarCalls(s.Skilljar)
+	writesBefore := len(s.Salesforce.WriteLog())
 
-	changed := s.sj.ChangeLearners(0.01)
+	changed := s.Skilljar.ChangeLearners(0.01)
 	start := time.Now()
-	catchup, err := s.engine.StartCatchup(s.ctx, runstore.Scope{}, time.Now())
+	catchup, err := s.Engine.StartCatchup(s.Ctx, runstore.Scope{}, time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}
-	catchup = s.waitRun(b, catchup.ID, 30*time.Minute, "the catch-up to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+	catchup = s.WaitFor(b, catchup.ID, 30*time.Minute, "the catch-up to end", func(r *runstore.Run) bool { return r.State.Terminal() })
 	elapsed := time.Since(start).Seconds()
 	if catchup.State != runstore.Succeeded {
 		b.Fatalf("catch-up ended %s: %s", catchup.State, catchup.Error)
 	}
-	after, _ := skilljarCalls(s.sj)
+	after, _ := skilljarCalls(s.Skilljar)
 	calls := after - backfillCalls
 	t := catchup.Total()
 	b.ReportMetric(float64(backfillCalls), "backfill_calls")
 	b.ReportMetric(float64(calls), "catchup_calls")
 	b.ReportMetric(100*float64(calls)/float64(backfillCalls), "catchup_calls_%")
 	b.ReportMetric(float64(len(changed)), "changed_learners")
-	b.ReportMetric(float64(len(s.sf.WriteLog())-writesBefore), "rows_written")
+	b.ReportMetric(float64(len(s.Salesforce.WriteLog())-writesBefore), "rows_written")
 	b.ReportMetric(float64(t.Unchanged), "rows_unchanged_skipped")
 	b.ReportMetric(elapsed, "catchup_s")
 }
@@ -169,17 +169,17 @@ func BenchmarkAllowanceSpendingAt1200PerMinute(b *testing.B) {
 					salesforcesim.Config{Latency: latency})
 				startProcess(b, s.env(fmt.Sprintf("SKILLJAR_RATE_LIMIT=%d/1m", perMinute), "SKILLJAR_RATE_WINDOW="+kind, "LOG_LEVEL=warn"), "worker")
 				start := time.Now()
-				run, _, err := s.engine.Start(s.ctx, pipeline.StartRequest{Scope: runstore.Scope{}, Trigger: "bench"})
+				run, _, err := s.Engine.Start(s.Ctx, pipeline.StartRequest{Scope: runstore.Scope{}, Trigger: "bench"})
 				if err != nil {
 					b.Fatal(err)
 				}
-				clock := watchCalls(b.Context(), s.sj, start)
-				run = s.waitRun(b, run.ID, 30*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+				clock := watchCalls(b.Context(), s.Skilljar, start)
+				run = s.WaitFor(b, run.ID, 30*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
 				wall := time.Since(start)
 				s.requireExact(b, run)
-				calls, _ := skilljarCalls(s.sj)
+				calls, _ := skilljarCalls(s.Skilljar)
 				throttled := 0
-				for _, c := range s.sj.Calls() {
+				for _, c := range s.Skilljar.Calls() {
 					if c.Status == 429 {
 						throttled += c.Count
 					}

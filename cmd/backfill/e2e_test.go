@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
 	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
+	"github.com/sjbackfill/backfill/jobs"
 )
 
 const apiToken = "e2e-token-0123456789abcdef"
@@ -78,7 +80,7 @@ func TestEndToEndABackfillStartedWithTheCLIAndRunByTwoWorkersEndsExact(t *testin
 		t.Fatalf("watch output lacks the exact verdict:\n%s", out)
 	}
 	id := strings.Fields(strings.SplitN(out, "\n", 2)[0])[2]
-	run, err := s.store.Get(s.ctx, id)
+	run, err := s.Store.Get(s.Ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,32 +106,32 @@ func TestRotatingTokensAcrossTwoWorkerProcessesNeverBreakTheGrantOrLeakIntoLogs(
 	api, _ := s.startAPI(t)
 	env := s.env("SKILLJAR_RATE_LIMIT=60/1s", "BACKFILL_SLICE_SECONDS=3", "LOG_LEVEL=debug", "BACKFILL_WORKER_CONCURRENCY=4")
 	w1, w2 := startProcess(t, env, "worker"), startProcess(t, env, "worker")
-	initial, _, err := s.conn.Grant(s.ctx)
+	initial, _, err := s.Connection.Grant(s.Ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	run, _, err := s.engine.Start(s.ctx, startCollections())
+	run, _, err := s.Engine.Start(s.Ctx, startCollections())
 	if err != nil {
 		t.Fatal(err)
 	}
-	run = s.waitRun(t, run.ID, 3*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+	run = s.WaitFor(t, run.ID, 3*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
 	s.requireExact(t, run)
 
-	stats := s.sf.AuthStats()
+	stats := s.Salesforce.AuthStats()
 	if stats.InvalidGrants != 0 || stats.ReuseDetected != 0 || stats.Refreshes < 3 {
 		t.Fatalf("auth stats %+v: want several refreshes and not one invalid_grant or reuse", stats)
 	}
 	t.Logf("sessions expired every 1.5s: %d refreshes, %d rotations, 0 invalid_grant", stats.Refreshes, stats.Rotations)
 
-	final, _, err := s.conn.Grant(s.ctx)
+	final, _, err := s.Connection.Grant(s.Ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	secrets := map[string]string{
 		"first access token": initial.AccessToken, "first refresh token": initial.RefreshToken,
 		"last access token": final.AccessToken, "last refresh token": final.RefreshToken,
-		"client secret": s.sf.ClientSecret(), "Skilljar API key": s.sj.APIKey(),
-		"API token": apiToken, "secret key": s.key,
+		"client secret": s.Salesforce.ClientSecret(), "Skilljar API key": s.Skilljar.APIKey(),
+		"API token": apiToken, "secret key": s.key(),
 	}
 	for name, p := range map[string]*process{"api": api, "worker 1": w1, "worker 2": w2} {
 		logs := p.out.String()
@@ -149,32 +151,32 @@ func TestRevokedGrantParksTheRunUntilReauthenticationThenItFinishesExact(t *test
 	s := newStack(t, skilljarsim.Config{Users: 500, Seed: 23}, salesforcesim.Config{})
 	_, base := s.startAPI(t)
 	startProcess(t, s.env("SKILLJAR_RATE_LIMIT=80/1s", "BACKFILL_SLICE_SECONDS=2"), "worker")
-	run, _, err := s.engine.Start(s.ctx, startCollections())
+	run, _, err := s.Engine.Start(s.Ctx, startCollections())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.waitRun(t, run.ID, time.Minute, "some learners done", func(r *runstore.Run) bool { return r.Progress.Done > 50 })
-	s.sf.RevokeAll() // the integration user's access is revoked in Salesforce
+	s.WaitFor(t, run.ID, time.Minute, "some learners done", func(r *runstore.Run) bool { return r.Progress.Done > 50 })
+	s.Salesforce.RevokeAll() // the integration user's access is revoked in Salesforce
 
-	parked := s.waitRun(t, run.ID, time.Minute, "the run to wait for authentication", func(r *runstore.Run) bool {
+	parked := s.WaitFor(t, run.ID, time.Minute, "the run to wait for authentication", func(r *runstore.Run) bool {
 		return r.State == runstore.WaitingForAuth
 	})
-	st, err := s.conn.Status(s.ctx)
+	st, err := s.Connection.Status(s.Ctx)
 	if err != nil || st.State != connection.NeedsReauth || !strings.Contains(st.LastError, "invalid_grant") {
 		t.Fatalf("connection %+v (%v): want needs_reauth naming invalid_grant", st, err)
 	}
-	time.Sleep(time.Second)
-	if still, _ := s.store.Get(s.ctx, run.ID); still.State != runstore.WaitingForAuth || still.Progress.Done != parked.Progress.Done {
+	s.waitNoSlices(t, run.ID, 30*time.Second)
+	if still, _ := s.Store.Get(s.Ctx, run.ID); still.State != runstore.WaitingForAuth || still.Progress.Done != parked.Progress.Done {
 		t.Fatalf("a run waiting for auth must not move: %s %d → %s %d", parked.State, parked.Progress.Done, still.State, still.Progress.Done)
 	}
 
-	if err := walkConnectFlow(s.ctx, base, apiToken); err != nil {
+	if err := walkConnectFlow(s.Ctx, base, apiToken); err != nil {
 		t.Fatal(err)
 	}
-	run = s.waitRun(t, run.ID, 2*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+	run = s.WaitFor(t, run.ID, 2*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
 	s.requireExact(t, run)
 	if c, _ := apiclient.New(base, apiToken, nil); c != nil {
-		if cs, err := c.Connection(s.ctx); err != nil || cs.State != connection.Connected {
+		if cs, err := c.Connection(s.Ctx); err != nil || cs.State != connection.Connected {
 			t.Fatalf("connection after re-authentication: %+v %v", cs, err)
 		}
 	}
@@ -190,7 +192,8 @@ func TestEveryRoleStopsGracefullyOnSIGTERM(t *testing.T) {
 	}
 	scheduler := startProcess(t, s.env("BACKFILL_CATCHUP_CRON=0 */6 * * *"), "scheduler")
 	worker := startProcess(t, s.env(), "worker")
-	time.Sleep(time.Second)
+	scheduler.waitOutput(t, "scheduler waiting for the next catch-up tick", 30*time.Second)
+	worker.waitOutput(t, "worker started", 30*time.Second)
 	for name, p := range map[string]*process{"api": api, "scheduler": scheduler, "worker": worker} {
 		p.signal(t, syscall.SIGTERM)
 		if code := p.wait(t, 30*time.Second); code != 0 {
@@ -207,13 +210,23 @@ func TestTwoSchedulersEnqueueEachCatchupTickOnce(t *testing.T) {
 	s := newStack(t, skilljarsim.Config{Users: 50, Seed: 25}, salesforcesim.Config{})
 	env := s.env("BACKFILL_CATCHUP_CRON=*/2 * * * * *", "LOG_LEVEL=debug")
 	a, b := startProcess(t, env, "scheduler"), startProcess(t, env, "scheduler")
-	time.Sleep(7 * time.Second)
+	// Until both have enqueued a tick and one has met the other's: then each has fired at
+	// least once and the two have fired together.
+	ticks := func(p *process, msg string) int { return strings.Count(p.out.String(), msg) }
+	deadline := time.Now().Add(time.Minute)
+	for ticks(a, "catch-up tick enqueued")+ticks(b, "catch-up tick enqueued") < 2 ||
+		ticks(a, "another scheduler already enqueued this tick")+ticks(b, "another scheduler already enqueued this tick") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("within a minute the schedulers did not both fire:\n%s\n%s", tail(a.out.String(), 10), tail(b.out.String(), 10))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	a.signal(t, syscall.SIGTERM)
 	b.signal(t, syscall.SIGTERM)
 	a.wait(t, 10*time.Second)
 	b.wait(t, 10*time.Second)
 
-	ins := asynq.NewInspector(asynq.RedisClientOpt{Addr: s.redis.Addr})
+	ins := asynq.NewInspector(asynq.RedisClientOpt{Addr: s.Redis.Addr})
 	defer ins.Close()
 	tasks, err := ins.ListPendingTasks("critical")
 	if err != nil {
@@ -236,6 +249,42 @@ func TestTwoSchedulersEnqueueEachCatchupTickOnce(t *testing.T) {
 		seen[task.ID] = true
 	}
 	t.Logf("%d ticks enqueued once each; %d attempts refused as duplicates", len(tasks), collided)
+}
+
+// waitNoSlices waits until no slice of the run is pending, scheduled, retrying or running:
+// from then on nothing can move the run until someone resumes it.
+func (s *stack) waitNoSlices(t testing.TB, runID string, timeout time.Duration) {
+	t.Helper()
+	ins := asynq.NewInspector(asynq.RedisClientOpt{Addr: s.Redis.Addr})
+	defer ins.Close()
+	prefix := "slice:" + runID + ":"
+	lists := []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
+		ins.ListPendingTasks, ins.ListScheduledTasks, ins.ListRetryTasks, ins.ListActiveTasks,
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		held := ""
+		for queue := range jobs.QueueWeights {
+			for _, list := range lists {
+				tasks, err := list(queue)
+				if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
+					t.Fatal(err)
+				}
+				for _, task := range tasks {
+					if strings.HasPrefix(task.ID, prefix) {
+						held = task.ID
+					}
+				}
+			}
+		}
+		if held == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slice %s is still queued or running %s after the run parked", held, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func startCollections() pipeline.StartRequest {

@@ -1,30 +1,25 @@
 package main
 
 import (
-	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
-	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
 
-	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/logging"
-	"github.com/sjbackfill/backfill/internal/pipeline"
-	"github.com/sjbackfill/backfill/internal/redistest"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
-	"github.com/sjbackfill/backfill/internal/sim/simcheck"
 	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
+	"github.com/sjbackfill/backfill/internal/stacktest"
 )
 
 // binary is the backfill command built once for the tests that run it as a real process.
@@ -51,66 +46,39 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
+	if code == 0 {
+		// The tests run the roles in-process too: none may leave a goroutine behind.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
-// stack is a private Redis and both simulators, with a Salesforce grant stored the way the
-// OAuth callback stores it.
-type stack struct {
-	ctx    context.Context
-	redis  *redistest.Server
-	sj     *skilljarsim.Sim
-	sf     *salesforcesim.Sim
-	key    string
-	conn   *connection.Store
-	store  *runstore.Store
-	engine *pipeline.Engine
-}
+// stack is the test stack with a Salesforce grant stored the way the OAuth callback stores
+// it, for the production roles the tests run as processes.
+type stack struct{ *stacktest.Stack }
 
 func newStack(t testing.TB, sjc skilljarsim.Config, sfc salesforcesim.Config) *stack {
 	t.Helper()
-	s := &stack{ctx: context.Background(), redis: redistest.Start(t)}
-	var err error
-	if s.sj, err = skilljarsim.Start(sjc, "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.sj.Close() })
-	if s.sf, err = salesforcesim.Start(sfc, "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.sf.Close() })
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	s.key = hex.EncodeToString(b)
-	rdb := s.redis.Client(t)
-	if s.conn, err = connection.NewStore(rdb, b, ""); err != nil {
-		t.Fatal(err)
-	}
-	tok := s.sf.MintTokens("api refresh_token")
-	if err := s.conn.Connect(s.ctx, connection.Grant{
-		AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, InstanceURL: tok.InstanceURL,
-		IdentityURL: tok.ID, LoginURL: s.sf.LoginURL(), IssuedAt: time.Now(),
-	}, connection.Status{}); err != nil {
-		t.Fatal(err)
-	}
-	s.store = runstore.New(rdb, runstore.Options{})
-	client := asynq.NewClient(asynq.RedisClientOpt{Addr: s.redis.Addr})
-	t.Cleanup(func() { _ = client.Close() })
-	if s.engine, err = pipeline.New(pipeline.Config{}, pipeline.Deps{Store: s.store, Enqueuer: client, Logger: zerolog.Nop()}); err != nil {
-		t.Fatal(err)
-	}
+	s := &stack{stacktest.Start(t, stacktest.Options{Skilljar: sjc, Salesforce: sfc})}
+	s.ConnectSalesforce(t)
 	return s
 }
+
+// key is the secret key the roles seal the grant with, as BACKFILL_SECRET_KEY spells it.
+func (s *stack) key() string { return hex.EncodeToString(s.SecretKey) }
 
 // env is the environment a production role of this stack runs with.
 func (s *stack) env(extra ...string) []string {
 	return append([]string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"REDIS_URL=" + s.redis.URL(),
-		"SKILLJAR_BASE_URL=" + s.sj.URL(), "SKILLJAR_API_KEY=" + s.sj.APIKey(),
-		"SALESFORCE_ENVIRONMENT=" + s.sf.LoginURL(),
-		"SALESFORCE_CLIENT_ID=" + s.sf.ClientID(), "SALESFORCE_CLIENT_SECRET=" + s.sf.ClientSecret(),
-		"BACKFILL_SECRET_KEY=" + s.key, "LOG_LEVEL=info",
+		"REDIS_URL=" + s.Redis.URL(),
+		"SKILLJAR_BASE_URL=" + s.Skilljar.URL(), "SKILLJAR_API_KEY=" + s.Skilljar.APIKey(),
+		"SALESFORCE_ENVIRONMENT=" + s.Salesforce.LoginURL(),
+		"SALESFORCE_CLIENT_ID=" + s.Salesforce.ClientID(), "SALESFORCE_CLIENT_SECRET=" + s.Salesforce.ClientSecret(),
+		"BACKFILL_SECRET_KEY=" + s.key(), "LOG_LEVEL=info",
 	}, extra...)
 }
 
@@ -158,6 +126,31 @@ func (p *process) wait(t testing.TB, timeout time.Duration) int {
 	}
 }
 
+// waitOutput waits until the process has printed text, the sign that it got that far.
+func (p *process) waitOutput(t testing.TB, text string, timeout time.Duration) {
+	t.Helper()
+	p.waitUntil(t, timeout, "print "+strconv.Quote(text), func(out string) bool { return strings.Contains(out, text) })
+}
+
+// waitUntil polls the process's output until cond holds for it.
+func (p *process) waitUntil(t testing.TB, timeout time.Duration, what string, cond func(out string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond(p.out.String()) {
+		select {
+		case <-p.done:
+			if !cond(p.out.String()) {
+				t.Fatalf("process exited before it did %s:\n%s", what, tail(p.out.String(), 20))
+			}
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process did not %s within %s:\n%s", what, timeout, tail(p.out.String(), 20))
+		}
+	}
+}
+
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
@@ -166,31 +159,10 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func (s *stack) waitRun(t testing.TB, id string, timeout time.Duration, what string, cond func(*runstore.Run) bool) *runstore.Run {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		run, err := s.store.Get(s.ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cond(run) {
-			return run
-		}
-		if time.Now().After(deadline) {
-			events, _ := s.store.Events(s.ctx, id, 10)
-			t.Fatalf("run %s: %s did not happen within %s: state %s progress %+v events %+v", id, what, timeout, run.State, run.Progress, events)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func (s *stack) requireExact(t testing.TB, run *runstore.Run) {
 	t.Helper()
 	if run.State != runstore.Succeeded || run.Summary == nil || run.Summary.Verdict != "exact" {
 		t.Fatalf("run ended %s (%s) with summary %+v", run.State, run.Error, run.Summary)
 	}
-	if rep := simcheck.Compare(s.sj.Org(), s.sf); !rep.Exact() {
-		t.Fatalf("Salesforce differs from the source:\n%s", rep)
-	}
+	s.RequireExactData(t)
 }

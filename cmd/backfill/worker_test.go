@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
 	"github.com/sjbackfill/backfill/internal/sim/simcheck"
@@ -20,27 +19,27 @@ func TestAWorkerKilledWithSIGKILLMidRunLosesAtMostOneBatchAndTheRunEndsExact(t *
 	// can hand to the next worker.
 	env := s.env("SKILLJAR_RATE_LIMIT=60/1s", "BACKFILL_SLICE_SECONDS=600")
 	first := startProcess(t, env, "worker")
-	run, _, err := s.engine.Start(s.ctx, pipeline.StartRequest{Scope: runstore.Scope{SinkMode: runstore.SinkCollections}, Trigger: "test"})
+	run, _, err := s.Engine.Start(s.Ctx, startCollections())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.waitRun(t, run.ID, 60*time.Second, "a third of the learners done", func(r *runstore.Run) bool {
+	s.WaitFor(t, run.ID, 60*time.Second, "a third of the learners done", func(r *runstore.Run) bool {
 		return r.Progress.Total > 0 && r.Progress.Done*3 >= r.Progress.Total
 	})
 	first.signal(t, syscall.SIGKILL)
 	first.wait(t, 10*time.Second)
-	killedAt, _ := s.store.Get(s.ctx, run.ID)
+	killedAt, _ := s.Store.Get(s.Ctx, run.ID)
 
 	startProcess(t, env, "worker")
 	// asynq hands a dead worker's task to another after its 30 s lease lapses and the
 	// recoverer's next pass (about one to two minutes).
-	run = s.waitRun(t, run.ID, 4*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+	run = s.WaitFor(t, run.ID, 4*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
 	s.requireExact(t, run)
 	if run.Progress.Done <= killedAt.Progress.Done {
 		t.Fatalf("no progress after the kill: %d then %d", killedAt.Progress.Done, run.Progress.Done)
 	}
 	// Only the learners stream was in flight; one collections batch is 200 rows.
-	if n := simcheck.Replays(s.sf); n > 200 {
+	if n := simcheck.Replays(s.Salesforce); n > 200 {
 		t.Fatalf("the kill replayed %d record writes; at most one batch (200) may be", n)
 	} else {
 		t.Logf("records written twice after SIGKILL: %d (one batch at most: 200)", n)
@@ -52,11 +51,11 @@ func TestWorkerStopsGracefullyOnSIGTERMAndAnotherFinishesTheRunFromItsCheckpoint
 	s := newStack(t, skilljarsim.Config{Users: 400, Seed: 4}, salesforcesim.Config{})
 	env := s.env("SKILLJAR_RATE_LIMIT=80/1s")
 	first := startProcess(t, env, "worker")
-	run, _, err := s.engine.Start(s.ctx, pipeline.StartRequest{Scope: runstore.Scope{SinkMode: runstore.SinkCollections}, Trigger: "test"})
+	run, _, err := s.Engine.Start(s.Ctx, startCollections())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.waitRun(t, run.ID, 60*time.Second, "a quarter of the learners done", func(r *runstore.Run) bool {
+	s.WaitFor(t, run.ID, 60*time.Second, "a quarter of the learners done", func(r *runstore.Run) bool {
 		return r.Progress.Total > 0 && r.Progress.Done*4 >= r.Progress.Total
 	})
 	first.signal(t, syscall.SIGTERM)
@@ -64,9 +63,9 @@ func TestWorkerStopsGracefullyOnSIGTERMAndAnotherFinishesTheRunFromItsCheckpoint
 		t.Fatalf("worker exit status %d after SIGTERM, want 0", code)
 	}
 	startProcess(t, env, "worker")
-	run = s.waitRun(t, run.ID, 60*time.Second, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+	run = s.WaitFor(t, run.ID, 60*time.Second, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
 	s.requireExact(t, run)
-	if n := simcheck.Replays(s.sf); n != 0 {
+	if n := simcheck.Replays(s.Salesforce); n != 0 {
 		t.Fatalf("a graceful stop replayed %d record writes; it must save the batch in hand", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -112,7 +113,7 @@ func Load(role string, getenv func(string) string) (Config, error) {
 		return v
 	}
 	for _, v := range Vars {
-		if contains(v.Required, role) && strings.TrimSpace(getenv(v.Name)) == "" {
+		if slices.Contains(v.Required, role) && strings.TrimSpace(getenv(v.Name)) == "" {
 			return Config{}, &Error{v.Name, "is required for the " + role + " role; " + v.Doc}
 		}
 	}
@@ -289,15 +290,6 @@ func redact(raw string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	return u.String()
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // Help renders the variable table for `backfill help`.

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+
+	"github.com/sjbackfill/backfill/internal/logging"
+	"github.com/sjbackfill/backfill/internal/upstream"
 )
 
 // Handler serves the browser side of the flow:
@@ -40,7 +43,7 @@ func (a *Authorizer) serveCallback(w http.ResponseWriter, r *http.Request) {
 		// The state is spent all the same, so the attempt cannot be completed later. The
 		// denial is the news, whatever the state was.
 		var se *StateError
-		if _, err := a.store.takeState(r.Context(), q.Get("state")); err != nil && !errors.As(err, &se) {
+		if _, err := a.store.takeState(r.Context(), q.Get("state"), a.cfg.Now()); err != nil && !errors.As(err, &se) {
 			a.cfg.Logger.Warn().Err(err).Msg("could not spend the OAuth state of a refused connect")
 		}
 		err := &ConsentError{Code: code, Description: q.Get("error_description")}
@@ -50,15 +53,19 @@ func (a *Authorizer) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, err := a.Complete(r.Context(), q.Get("state"), q.Get("code")); err != nil {
 		var se *StateError
-		var te *TokenError
-		status := http.StatusInternalServerError
 		switch {
 		case errors.As(err, &se), errors.Is(err, errNoCode):
-			status = http.StatusBadRequest
-		case errors.As(err, &te), errors.Is(err, errTokenEndpoint):
-			status = http.StatusBadGateway // Salesforce refused the exchange, or did not answer
+			page(w, http.StatusBadRequest, "Salesforce was not connected", err.Error())
+		case errors.As(err, new(*upstream.Error)):
+			// Salesforce refused the exchange, did not answer, or answered unusably.
+			page(w, http.StatusBadGateway, "Salesforce was not connected", err.Error())
+		default:
+			// Our own failure (Redis, the secret key): the cause goes to the log, the id to the page.
+			id := logging.RequestID(r.Context())
+			a.cfg.Logger.Error().Err(err).Str("request_id", id).Msg("the OAuth callback failed")
+			page(w, http.StatusInternalServerError, "Salesforce was not connected",
+				"Something went wrong on the server; the server log has the cause under request id "+id+".")
 		}
-		page(w, status, "Salesforce was not connected", err.Error())
 		return
 	}
 	http.Redirect(w, r, "/?connected=1", http.StatusFound)

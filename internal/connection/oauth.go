@@ -18,6 +18,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
+
+	"github.com/sjbackfill/backfill/internal/upstream"
 )
 
 // OAuthConfig configures the web-server flow that connects an org.
@@ -40,6 +42,8 @@ type OAuthConfig struct {
 	// StateTTL is how long a connect attempt may take from redirect to callback. Defaults
 	// to 10 minutes.
 	StateTTL time.Duration
+	// Now is the clock StateTTL is measured on. Defaults to time.Now.
+	Now func() time.Time
 	// HTTPClient sends token, identity and revoke requests. Defaults to one with a 30s timeout.
 	HTTPClient *http.Client
 	// Logger gets the flow's events; token values never reach it.
@@ -62,6 +66,9 @@ type Authorizer struct {
 func NewAuthorizer(store *Store, cfg OAuthConfig) *Authorizer {
 	cfg.LoginURL = strings.TrimRight(cmp.Or(cfg.LoginURL, "https://login.salesforce.com"), "/")
 	cfg.StateTTL = cmp.Or(cfg.StateTTL, DefaultStateTTL)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
@@ -115,7 +122,7 @@ func (a *Authorizer) Begin(ctx context.Context) (authURL string, err error) {
 	}
 	state := base64.RawURLEncoding.EncodeToString(b)
 	at.verifier = oauth2.GenerateVerifier()
-	if err := a.store.saveState(ctx, state, at, a.cfg.StateTTL); err != nil {
+	if err := a.store.saveState(ctx, state, at, a.cfg.Now(), a.cfg.StateTTL); err != nil {
 		return "", err
 	}
 	return oc.AuthCodeURL(state, oauth2.S256ChallengeOption(at.verifier)), nil
@@ -153,7 +160,7 @@ func (a *Authorizer) Complete(ctx context.Context, state, code string) (Status, 
 }
 
 func (a *Authorizer) complete(ctx context.Context, state, code string) (Status, error) {
-	at, err := a.store.takeState(ctx, state)
+	at, err := a.store.takeState(ctx, state, a.cfg.Now())
 	if err != nil {
 		return Status{}, err
 	}
@@ -174,9 +181,9 @@ func (a *Authorizer) complete(ctx context.Context, state, code string) (Status, 
 	g := merge(Grant{LoginURL: at.loginURL}, tok)
 	switch {
 	case g.RefreshToken == "":
-		return Status{}, errors.New("Salesforce issued no refresh token: allow the refresh_token (offline_access) scope in the connected app's OAuth settings")
+		return Status{}, &upstream.Error{Service: upstream.Salesforce, Err: errors.New("the Salesforce org issued no refresh token: allow the refresh_token (offline_access) scope in the connected app's OAuth settings")}
 	case g.InstanceURL == "":
-		return Status{}, errors.New("Salesforce's token response named no instance_url")
+		return Status{}, &upstream.Error{Service: upstream.Salesforce, Err: errors.New("the Salesforce token response named no instance_url")}
 	}
 	st := Status{Environment: at.environment}
 	st.OrgID, st.UserID = parseIdentityURL(g.IdentityURL)

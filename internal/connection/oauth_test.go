@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sjbackfill/backfill/internal/clock"
 	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
 )
@@ -79,7 +80,8 @@ func TestConnectFlowWithPKCEStoresASealedGrantAndReportsConnected(t *testing.T) 
 }
 
 func TestCallbackRefusesBadStatesWith400NamingTheReason(t *testing.T) {
-	e := newEnv(t, salesforcesim.Config{}, connection.OAuthConfig{StateTTL: 300 * time.Millisecond})
+	now := clock.NewManual(time.Now())
+	e := newEnv(t, salesforcesim.Config{}, connection.OAuthConfig{StateTTL: time.Minute, Now: now.Now})
 
 	used := e.authorize()
 	if status, _, body := newBrowser().get(t, used.String()); status != http.StatusOK {
@@ -89,7 +91,7 @@ func TestCallbackRefusesBadStatesWith400NamingTheReason(t *testing.T) {
 	grants := e.sim.AuthStats().Grants
 
 	late := e.authorize()
-	time.Sleep(400 * time.Millisecond)
+	now.Advance(time.Minute + time.Millisecond)
 
 	noState := e.authorize()
 	q := noState.Query()

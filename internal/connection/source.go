@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
 
+	"github.com/sjbackfill/backfill/internal/clock"
 	"github.com/sjbackfill/backfill/internal/salesforce"
 )
 
@@ -32,6 +33,8 @@ type SourceConfig struct {
 	// Session Settings, 15 minutes to 24 hours). Zero, the default, refreshes only after a
 	// 401. Every refresh rotates the refresh token, which is safe here but not free.
 	RefreshAfter time.Duration
+	// Now is the clock RefreshAfter is measured on. Defaults to time.Now.
+	Now func() time.Time
 	// Logger gets connection events; token values never reach it.
 	Logger zerolog.Logger
 	// OnEvent, if set, records connection events for operators (kind, message); use
@@ -63,6 +66,9 @@ func NewSource(store *Store, cfg SourceConfig) *Source {
 	if cfg.LockWait <= 0 {
 		cfg.LockWait = DefaultLockWait
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Source{store: store, cfg: cfg}
 }
 
@@ -90,7 +96,7 @@ func (s *Source) Token(ctx context.Context) (salesforce.Credentials, error) {
 		}
 		s.cached, s.loaded = g, true
 	}
-	if s.cfg.RefreshAfter <= 0 || time.Since(s.cached.IssuedAt) < s.cfg.RefreshAfter {
+	if s.cfg.RefreshAfter <= 0 || s.cfg.Now().Sub(s.cached.IssuedAt) < s.cfg.RefreshAfter {
 		return creds(s.cached), nil
 	}
 	c, err := s.refresh(ctx, creds(s.cached))
@@ -183,22 +189,11 @@ func (s *Source) persist(ctx context.Context, g Grant, version int64) error {
 		if err = s.store.rotate(ctx, g, version); err == nil || errors.Is(err, errSuperseded) {
 			return err
 		}
-		if serr := sleep(ctx, time.Duration(attempt+1)*200*time.Millisecond); serr != nil {
+		if serr := clock.Sleep(ctx, time.Duration(attempt+1)*200*time.Millisecond); serr != nil {
 			return err
 		}
 	}
 	return err
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // exchange performs the refresh-token grant against the login host the grant came from.

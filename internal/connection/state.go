@@ -50,10 +50,11 @@ func (s *Store) stateKey(state string) string {
 	return s.key + ":oauth-state:" + hex.EncodeToString(sum[:])
 }
 
-// saveState remembers a connect attempt's state with its PKCE verifier.
-func (s *Store) saveState(ctx context.Context, state string, a attempt, ttl time.Duration) error {
+// saveState remembers a connect attempt's state with its PKCE verifier; it expires ttl after
+// now.
+func (s *Store) saveState(ctx context.Context, state string, a attempt, now time.Time, ttl time.Duration) error {
 	key := s.stateKey(state)
-	expires := time.Now().Add(ttl).UnixMilli()
+	expires := now.Add(ttl).UnixMilli()
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, key, "verifier", a.verifier, "environment", a.environment, "login", a.loginURL, "expires", expires, "used", 0)
 		p.PExpire(ctx, key, ttl+stateMemory)
@@ -82,12 +83,13 @@ type attempt struct {
 	verifier, environment, loginURL string
 }
 
-// takeState consumes state and returns its attempt, or a *StateError saying why not.
-func (s *Store) takeState(ctx context.Context, state string) (attempt, error) {
+// takeState consumes state and returns its attempt, or a *StateError saying why not; the
+// state has expired when its expiry is before now.
+func (s *Store) takeState(ctx context.Context, state string, now time.Time) (attempt, error) {
 	if state == "" {
 		return attempt{}, &StateError{Reason: StateMissing}
 	}
-	res, err := takeStateScript.Run(ctx, s.rdb, []string{s.stateKey(state)}, time.Now().UnixMilli()).StringSlice()
+	res, err := takeStateScript.Run(ctx, s.rdb, []string{s.stateKey(state)}, now.UnixMilli()).StringSlice()
 	if err != nil {
 		return attempt{}, fmt.Errorf("check OAuth state: %w", err)
 	}

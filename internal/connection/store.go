@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sjbackfill/backfill/internal/rediskey"
 )
 
 // States of a connection.
@@ -70,7 +72,7 @@ type Store struct {
 }
 
 // NewStore returns a store that seals grants with the 32-byte key. Keys start with prefix,
-// "bf:" when empty.
+// rediskey.Prefix when empty.
 func NewStore(rdb redis.UniversalClient, secretKey []byte, prefix string) (*Store, error) {
 	if len(secretKey) != 32 {
 		return nil, errors.New("connection: the secret key must be 32 bytes (BACKFILL_SECRET_KEY)")
@@ -84,7 +86,7 @@ func NewStore(rdb redis.UniversalClient, secretKey []byte, prefix string) (*Stor
 		return nil, fmt.Errorf("connection: %w", err)
 	}
 	if prefix == "" {
-		prefix = "bf:"
+		prefix = rediskey.Prefix
 	}
 	return &Store{rdb: rdb, aead: aead, key: prefix + "connection"}, nil
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/sjbackfill/backfill/internal/upstream"
 )
 
 // TokenError is a refusal from the login host's token endpoint. It carries the OAuth error
@@ -33,7 +35,8 @@ func (e *TokenError) Error() string {
 // errTokenEndpoint means no answer came from the token endpoint.
 var errTokenEndpoint = errors.New("the Salesforce token endpoint could not be reached")
 
-// tokenError turns what x/oauth2 returns into an error fit for logs and pages.
+// tokenError turns what x/oauth2 returns into an error fit for logs and pages, marked as
+// Salesforce's failure.
 func tokenError(err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
@@ -41,10 +44,10 @@ func tokenError(err error) error {
 		if re.Response != nil {
 			te.Status = re.Response.StatusCode
 		}
-		return te
+		return &upstream.Error{Service: upstream.Salesforce, Err: te}
 	}
 	// Transport errors name the token URL, which carries no secret: they travel in the body.
-	return fmt.Errorf("%w: %w", errTokenEndpoint, err)
+	return &upstream.Error{Service: upstream.Salesforce, Err: fmt.Errorf("%w: %w", errTokenEndpoint, err)}
 }
 
 // oauthConfig is the x/oauth2 view of the connected app at a login host. Credentials go in

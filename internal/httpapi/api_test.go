@@ -8,11 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sjbackfill/backfill/internal/clock"
 	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/httpapi"
 	"github.com/sjbackfill/backfill/internal/httpapi/apitest"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/settings"
+	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
 )
 
 // requireStatus fails the test unless the answer has the status.
@@ -278,11 +280,13 @@ func TestPauseResumeAndCancelMoveTheRunAndRefuseWhatItsStateForbids(t *testing.T
 
 func TestListShowsNewestFirstWithinTheLimit(t *testing.T) {
 	t.Parallel()
-	e := apitest.Start(t, apitest.Options{})
+	// Runs are ordered by the store's creation time, in milliseconds: its clock steps between them.
+	now := clock.NewManual(time.Now())
+	e := apitest.Start(t, apitest.Options{Now: now.Now})
 	var ids []string
 	for _, obj := range []string{"course", "student", "published_course"} {
 		ids = append(ids, startRun(t, e, httpapi.StartBody{Objects: []string{obj}}).ID)
-		time.Sleep(2 * time.Millisecond) // runs are ordered by creation time in ms
+		now.Advance(time.Second)
 	}
 	r := e.Do(t, http.MethodGet, "/v1/backfills?limit=2", nil)
 	requireStatus(t, r, http.StatusOK)
@@ -488,4 +492,30 @@ func TestHealthAndReadinessNeedNoTokenAndReadinessFollowsRedis(t *testing.T) {
 	e.Redis.Stop()
 	requireStatus(t, e.DoRaw(t, http.MethodGet, "/healthz", nil), http.StatusOK)
 	requireError(t, e.DoRaw(t, http.MethodGet, "/readyz", nil), http.StatusServiceUnavailable, httpapi.CodeNotReady, "")
+}
+
+func TestASkilljarFailureWhileCheckingDomainsAnswers502AndChangesNothing(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, apitest.Options{})
+	// More failures than the client retries: the domain check cannot get through.
+	e.Skilljar.InjectFault(skilljarsim.Fault{PathPrefix: "/v1/domains", Kind: skilljarsim.Fault5xx, Times: 100})
+	domains := []string{e.Skilljar.Org().Domains[0].Name}
+	for _, req := range []struct {
+		method, path string
+		body         any
+	}{
+		{http.MethodPost, "/v1/backfills", httpapi.StartBody{Domains: domains}},
+		{http.MethodPut, "/v1/settings", map[string]any{"domains": domains}},
+	} {
+		b := requireError(t, e.Do(t, req.method, req.path, req.body), http.StatusBadGateway, httpapi.CodeUpstreamUnavailable, "")
+		if !strings.HasPrefix(b.Error.Message, "Skilljar could not be asked") {
+			t.Fatalf("%s %s: message %q does not blame Skilljar", req.method, req.path, b.Error.Message)
+		}
+	}
+	if n := e.Enqueued(t); n != 0 {
+		t.Fatalf("a refused start enqueued %d tasks", n)
+	}
+	if st, err := e.Settings.Get(e.Ctx); err != nil || len(st.Domains) != 0 {
+		t.Fatalf("refused settings were saved: %+v (%v)", st, err)
+	}
 }

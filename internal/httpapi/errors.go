@@ -4,13 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 
-	"github.com/sjbackfill/backfill/internal/pipeline"
-	"github.com/sjbackfill/backfill/internal/runstore"
+	"github.com/sjbackfill/backfill/internal/errclass"
 	"github.com/sjbackfill/backfill/internal/settings"
-	"github.com/sjbackfill/backfill/internal/skilljar"
 )
 
 // Error codes: the "code" of an error answer. Clients branch on these, never on messages.
@@ -29,7 +26,7 @@ const (
 	CodeInvalidSettings     = "invalid_settings"       // 400: every problem is in "fields"
 	CodeRunActive           = "run_active"             // 409: a run of the same scope is active
 	CodeInvalidState        = "invalid_state"          // 409: the run's state does not allow it
-	CodeUpstreamUnavailable = "upstream_unavailable"   // 502: Skilljar could not check the domains
+	CodeUpstreamUnavailable = "upstream_unavailable"   // 502: Skilljar or Salesforce failed the call
 	CodeNotConfigured       = "not_configured"         // 503: the server lacks what the route needs
 	CodeNotReady            = "not_ready"              // 503: Redis does not answer
 	CodeInternal            = "internal"               // 500: see the server log
@@ -79,47 +76,32 @@ func invalidValue(field, format string, args ...any) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: CodeInvalidValue, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// classify maps any error a handler returns to its answer, in this one place.
+// classify maps any error a handler returns to its answer: its own *Error as it is, anything
+// else by its errclass kind.
 func classify(err error) *Error {
-	var (
-		ae *Error
-		pv *pipeline.ValidationError
-		sv *settings.ValidationError
-		ce *runstore.ConflictError
-	)
-	switch {
-	case errors.As(err, &ae):
+	if ae, ok := errors.AsType[*Error](err); ok {
 		return ae
-	case errors.As(err, &pv):
-		return &Error{Status: http.StatusBadRequest, Code: CodeInvalidValue, Field: pv.Field, Message: pv.Message, cause: err}
-	case errors.As(err, &sv):
-		first := sv.Problems[0]
-		return &Error{Status: http.StatusBadRequest, Code: CodeInvalidSettings, Field: first.Field,
-			Message: "the settings were not saved: " + sv.Error(), Fields: sv.Problems, cause: err}
-	case errors.As(err, &ce):
-		return &Error{Status: http.StatusConflict, Code: CodeRunActive, ActiveRunID: ce.ActiveID, cause: err,
-			Message: fmt.Sprintf("run %s with the same scope is still active; watch it, or pause or cancel it first", ce.ActiveID)}
-	case errors.Is(err, runstore.ErrNotFound):
-		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Field: "id", Message: "no such run", cause: err}
-	case errors.Is(err, runstore.ErrBadTransition):
-		return &Error{Status: http.StatusConflict, Code: CodeInvalidState, Message: err.Error(), cause: err}
-	case isSkilljarFailure(err):
-		return &Error{Status: http.StatusBadGateway, Code: CodeUpstreamUnavailable, cause: err,
-			Message: "Skilljar could not be asked to check the domains; try again shortly: " + err.Error()}
 	}
-	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", cause: err}
-}
-
-// isSkilljarFailure reports an error from the only Skilljar call the API makes: listing the
-// domains to validate a request. Redis errors are never *url.Error.
-func isSkilljarFailure(err error) bool {
-	var (
-		api *skilljar.APIError
-		rl  *skilljar.RateLimitedError
-		mp  *skilljar.MalformedPageError
-		ue  *url.Error
-	)
-	return errors.As(err, &api) || errors.As(err, &rl) || errors.As(err, &mp) || errors.As(err, &ue)
+	c := errclass.Classify(err)
+	e := &Error{Status: c.Status, Field: c.Field, cause: err}
+	switch c.Kind {
+	case errclass.InvalidValue:
+		e.Code, e.Message = CodeInvalidValue, c.Detail
+	case errclass.InvalidSettings:
+		e.Code, e.Message, e.Fields = CodeInvalidSettings, "the settings were not saved: "+c.Detail, c.Problems
+	case errclass.RunActive:
+		e.Code, e.ActiveRunID = CodeRunActive, c.ActiveRunID
+		e.Message = fmt.Sprintf("run %s with the same scope is still active; watch it, or pause or cancel it first", c.ActiveRunID)
+	case errclass.NotFound:
+		e.Code, e.Message = CodeNotFound, c.Detail
+	case errclass.InvalidState:
+		e.Code, e.Message = CodeInvalidState, c.Detail
+	case errclass.Upstream:
+		e.Code, e.Message = CodeUpstreamUnavailable, c.Service+" could not be asked; try again shortly: "+c.Detail
+	default:
+		e.Code, e.Message = CodeInternal, "internal error"
+	}
+	return e
 }
 
 // fail answers an error and hands its cause to the request log.

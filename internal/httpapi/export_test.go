@@ -9,6 +9,3 @@ func (s *Server) Routes() map[string]bool {
 	}
 	return out
 }
-
-// RunIDPattern is the shape the API accepts as a run id.
-var RunIDPattern = runIDPattern

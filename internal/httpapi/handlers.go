@@ -76,10 +76,6 @@ const (
 	maxLimit             = 1000
 )
 
-// runIDPattern is the shape runstore.NewID gives ids; checking it first keeps junk out of
-// Redis key names and answers 400 rather than 404 for what cannot be an id.
-var runIDPattern = regexp.MustCompile(`^r[0-9]{8}t[0-9]{6}[0-9a-f]{8}$`)
-
 // idempotencyKeyPattern keeps keys short and printable: they become part of a Redis key.
 var idempotencyKeyPattern = regexp.MustCompile(`^[\x21-\x7e]{1,200}$`)
 
@@ -183,10 +179,11 @@ func (s *Server) listBackfills(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// runID returns the path's run id once its shape is right.
+// runID returns the path's run id once its shape is right: what cannot be an id answers 400
+// rather than 404.
 func runID(r *http.Request) (string, error) {
 	id := r.PathValue("id")
-	if !runIDPattern.MatchString(id) {
+	if !runstore.ValidID(id) {
 		return "", &Error{Status: http.StatusBadRequest, Code: CodeInvalidID, Field: "id",
 			Message: fmt.Sprintf("%q is not a run id; run ids look like r20250102t150405a1b2c3d4", id)}
 	}

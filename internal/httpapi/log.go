@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"runtime/debug"
 	"time"
+
+	"github.com/sjbackfill/backfill/internal/logging"
 )
 
 // requestInfo travels with a request so the log line can carry the handler's error.
@@ -69,7 +71,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			}
 			ev.Msg("http request")
 		}()
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info)))
+		ctx := logging.WithRequestID(context.WithValue(r.Context(), requestInfoKey{}, info), info.id)
+		next.ServeHTTP(rec, r.WithContext(ctx))
 	})
 }
 

@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/httpapi"
@@ -170,17 +169,35 @@ func TestOpenAPISchemasListTheFieldsTheServerSends(t *testing.T) {
 	}
 }
 
-func TestRunIDShapeAcceptsEveryIDTheStoreMints(t *testing.T) {
+func TestOpenAPIDocumentStatesTheStoresRunIDRule(t *testing.T) {
 	t.Parallel()
-	at := time.Date(2001, 2, 3, 4, 5, 6, 0, time.FixedZone("x", 3600))
-	for _, random := range []uint32{0, 1, 0xdeadbeef, 0xffffffff} {
-		if id := runstore.NewID(at, random); !httpapi.RunIDPattern.MatchString(id) {
-			t.Fatalf("run id %q is refused as malformed", id)
-		}
+	e := apitest.Start(t, apitest.Options{Users: 5})
+	_, body := fetchOpenAPI(t, e)
+	var doc struct {
+		Components struct {
+			Parameters struct {
+				RunID struct {
+					Schema struct{ Pattern string } `json:"schema"`
+				}
+			} `json:"parameters"`
+			Schemas struct {
+				Run struct {
+					Properties struct {
+						ID struct{ Pattern string } `json:"id"`
+					} `json:"properties"`
+				}
+			} `json:"schemas"`
+		} `json:"components"`
 	}
-	for _, bad := range []string{"", "r", "r20010203t040506DEADBEEF", "x20010203t040506deadbeef", "r20010203t040506deadbeef0", "../r20010203t040506deadbee"} {
-		if httpapi.RunIDPattern.MatchString(bad) {
-			t.Fatalf("%q passes as a run id", bad)
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for where, got := range map[string]string{
+		"parameters.RunID":          doc.Components.Parameters.RunID.Schema.Pattern,
+		"schemas.Run.properties.id": doc.Components.Schemas.Run.Properties.ID.Pattern,
+	} {
+		if got != runstore.IDPattern {
+			t.Errorf("%s has pattern %q; the store mints ids of shape %q", where, got, runstore.IDPattern)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package logging
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -27,6 +28,20 @@ func New(w io.Writer, level string) (zerolog.Logger, error) {
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying the id the request's log line has, so a handler that
+// hides an error's cause from the client can log the cause under the same id.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID is the id WithRequestID put in ctx, or "" when there is none.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
 }
 
 // Asynq adapts a zerolog logger to asynq's Logger interface, so the queue's own messages

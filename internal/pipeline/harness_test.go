@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"context"
 	"io"
-	"os"
 	"testing"
 	"time"
 
@@ -11,16 +10,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sjbackfill/backfill/internal/pipeline"
-	"github.com/sjbackfill/backfill/internal/ratelimit"
 	"github.com/sjbackfill/backfill/internal/redistest"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/salesforce"
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
-	"github.com/sjbackfill/backfill/internal/sim/simcheck"
-	"github.com/sjbackfill/backfill/internal/sim/simclient"
 	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
-	"github.com/sjbackfill/backfill/internal/skilljar"
-	"github.com/sjbackfill/backfill/worker"
+	"github.com/sjbackfill/backfill/internal/stacktest"
 )
 
 // options shape one test environment.
@@ -32,12 +27,14 @@ type options struct {
 	rateLimit string
 	// wrapSink lets a test put itself between the engine and Salesforce.
 	wrapSink func(pipeline.Sink) pipeline.Sink
-	// logTo, when set, receives the engine's JSON logs at debug level.
+	// logTo, when set, receives the engine's JSON logs.
 	logTo io.Writer
 }
 
-// env is a private Redis, both simulators over real HTTP, the real clients and an engine.
+// env is a private Redis, both simulators over real HTTP, the real clients and an engine:
+// the stacktest stack, with the short names this package's tests use for its parts.
 type env struct {
+	*stacktest.Stack
 	ctx    context.Context
 	redis  *redistest.Server
 	sj     *skilljarsim.Sim
@@ -50,97 +47,25 @@ type env struct {
 	sfc *salesforce.Client
 }
 
-func testLogger(t *testing.T) zerolog.Logger {
-	if os.Getenv("TEST_LOG") != "" {
-		return zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).With().Timestamp().Logger()
-	}
-	return zerolog.New(io.Discard)
-}
-
 func setup(t *testing.T, o options) *env {
 	t.Helper()
-	ctx := context.Background()
-	e := &env{ctx: ctx, redis: redistest.Start(t), log: testLogger(t)}
-	if o.logTo != nil {
-		e.log = zerolog.New(o.logTo).Level(zerolog.DebugLevel)
-	}
-	var err error
 	if o.skilljar.Users == 0 {
 		o.skilljar.Users = 120
 	}
 	if o.skilljar.Seed == 0 {
 		o.skilljar.Seed = 7
 	}
-	if e.sj, err = skilljarsim.Start(o.skilljar, "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.sj.Close() })
-	if e.sf, err = salesforcesim.Start(o.salesforce, "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.sf.Close() })
-
-	rdb := e.redis.Client(t)
-	var limiter skilljar.Limiter
-	if o.rateLimit != "" {
-		limits, err := ratelimit.ParseLimits(o.rateLimit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		limiter = ratelimit.New(rdb, "skilljar", limits)
-	}
-	src, err := simclient.Skilljar(e.sj, limiter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sfc, err := simclient.Salesforce(e.sf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.sfc = sfc
-	var sink pipeline.Sink = sfc
-	if o.wrapSink != nil {
-		sink = o.wrapSink(sink)
-	}
-	e.store = runstore.New(rdb, runstore.Options{})
-	e.client = asynq.NewClient(asynq.RedisClientOpt{Addr: e.redis.Addr})
-	t.Cleanup(func() { _ = e.client.Close() })
-	e.engine, err = pipeline.New(o.pipeline, pipeline.Deps{
-		Store: e.store, Source: src, Sink: sink, Enqueuer: e.client, Logger: e.log, Contacts: sfc,
+	s := stacktest.Start(t, stacktest.Options{
+		Skilljar: o.skilljar, Salesforce: o.salesforce, Pipeline: o.pipeline,
+		RateLimit: o.rateLimit, WrapSink: o.wrapSink, Log: o.logTo,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return &env{Stack: s, ctx: s.Ctx, redis: s.Redis, sj: s.Skilljar, sf: s.Salesforce, store: s.Store,
+		engine: s.Engine, client: s.Queue, log: s.Logger, sfc: s.Sink}
 }
 
 // startWorker runs an in-process asynq worker until the returned stop is called (or the
 // test ends); stop shuts it down gracefully.
-func (e *env) startWorker(t *testing.T) (stop func()) {
-	t.Helper()
-	srv := worker.NewServer(asynq.RedisClientOpt{Addr: e.redis.Addr},
-		worker.Config{Concurrency: 2, ShutdownTimeout: 20 * time.Second, PollInterval: 50 * time.Millisecond}, e.log)
-	worker.Register(srv.Mux(), worker.Deps{Slices: e.engine, Stop: srv.Stopping(), Logger: e.log})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Run(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	var stopped bool
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		<-done
-	}
-	t.Cleanup(stop)
-	return stop
-}
+func (e *env) startWorker(t *testing.T) (stop func()) { return e.StartWorker(t) }
 
 func (e *env) start(t *testing.T, sc runstore.Scope) *runstore.Run {
 	t.Helper()
@@ -167,20 +92,7 @@ func (e *env) wait(t *testing.T, id string, timeout time.Duration) *runstore.Run
 // waitFor polls until cond holds for the run.
 func (e *env) waitFor(t *testing.T, id string, timeout time.Duration, what string, cond func(*runstore.Run) bool) *runstore.Run {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		run, err := e.store.Get(e.ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cond(run) {
-			return run
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s: %s did not happen within %s (state %s, progress %+v)", id, what, timeout, run.State, run.Progress)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return e.WaitFor(t, id, timeout, what, cond)
 }
 
 func stateOf(r *runstore.Run) runstore.State {
@@ -213,7 +125,5 @@ func (e *env) requireExact(t *testing.T, run *runstore.Run, domains ...string) {
 // domains (all when none), field by field.
 func (e *env) requireExactData(t *testing.T, domains ...string) {
 	t.Helper()
-	if rep := simcheck.Compare(e.sj.Org(), e.sf, domains...); !rep.Exact() {
-		t.Fatalf("Salesforce differs from the source:\n%s", rep)
-	}
+	e.RequireExactData(t, domains...)
 }

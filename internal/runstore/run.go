@@ -7,6 +7,7 @@ package runstore
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"time"
 )
 
@@ -311,3 +312,12 @@ type Commit struct {
 func NewID(now time.Time, random uint32) string {
 	return fmt.Sprintf("r%s%08x", now.UTC().Format("20060102t150405"), random)
 }
+
+// IDPattern is the shape NewID gives ids, as the API's OpenAPI document states it.
+const IDPattern = `^r[0-9]{8}t[0-9]{6}[0-9a-f]{8}$`
+
+var idPattern = regexp.MustCompile(IDPattern)
+
+// ValidID reports whether id has the shape NewID gives. Callers check it before a lookup so
+// that junk never becomes part of a Redis key name; whether the run exists is the store's to say.
+func ValidID(id string) bool { return idPattern.MatchString(id) }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sjbackfill/backfill/internal/rediskey"
 )
 
 // Errors the store classifies for its callers.
@@ -43,7 +45,7 @@ func (e *ParkedError) Error() string { return fmt.Sprintf("run is %s", e.State) 
 
 // Options tune the store's caps; zero values take the defaults.
 type Options struct {
-	// Prefix namespaces every key. Defaults to "bf:".
+	// Prefix namespaces every key. Defaults to rediskey.Prefix.
 	Prefix string
 	// EventCap bounds the activity log per run. Defaults to 1,000.
 	EventCap int
@@ -67,7 +69,7 @@ type Store struct {
 // New returns a store on rdb.
 func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
-		opts.Prefix = "bf:"
+		opts.Prefix = rediskey.Prefix
 	}
 	if opts.EventCap <= 0 {
 		opts.EventCap = 1000

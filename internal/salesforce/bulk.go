@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sjbackfill/backfill/internal/clock"
 )
 
 // Codes the client puts on records Salesforce never reported on, so the rejected-records
@@ -291,7 +293,7 @@ func (c *Client) runJob(ctx context.Context, job jobInfo, data []byte) (jobInfo,
 		if time.Now().After(deadline) {
 			return job, fmt.Errorf("salesforce: bulk job %s still %s after %s: %w", job.ID, job.State, c.cfg.BulkTimeout, context.DeadlineExceeded)
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := clock.Sleep(ctx, wait); err != nil {
 			return job, err
 		}
 		// Doubling from a short first wait finds a quick job within tens of milliseconds,

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sjbackfill/backfill/internal/clock"
 )
 
 // Observer receives metrics hooks. Implementations must be safe for concurrent use and
@@ -407,7 +409,7 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 		if apiErr, ok := errors.AsType[*APIError](err); ok && apiErr.concurrencyLimit() &&
 			!c.cfg.DisableAdaptation && refusals < c.cfg.ConcurrencyRetries && ctx.Err() == nil {
 			// send has lowered the limit; the retry waits for a slot under the new one.
-			if err := sleep(ctx, c.backoff(min(refusals, 3))); err != nil {
+			if err := clock.Sleep(ctx, c.backoff(min(refusals, 3))); err != nil {
 				return nil, err
 			}
 			refusals++
@@ -443,7 +445,7 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 			}
 			return nil, fmt.Errorf("%w: gave up after %d attempts: %w", ErrUnavailable, attempt+1, err)
 		}
-		if err := sleep(ctx, c.backoff(attempt)); err != nil {
+		if err := clock.Sleep(ctx, c.backoff(attempt)); err != nil {
 			return nil, err
 		}
 		attempt++
@@ -578,15 +580,4 @@ func (c *Client) jittered(base time.Duration, attempt int) time.Duration {
 	}
 	half := d / 2
 	return half + rand.N(d-half+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

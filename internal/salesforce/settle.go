@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/sjbackfill/backfill/internal/clock"
 )
 
 // CodeDuplicateExternalID is the per-record error of an upsert whose external id matches
@@ -65,7 +67,7 @@ func (w *writer) settle(ctx context.Context, recs []Record, results []Result, bu
 			}
 		}
 		if len(locked) > 0 {
-			if err := sleep(ctx, w.c.jittered(w.c.cfg.LockBackoff, lockRounds)); err != nil {
+			if err := clock.Sleep(ctx, w.c.jittered(w.c.cfg.LockBackoff, lockRounds)); err != nil {
 				return nil, err
 			}
 			lockRounds++

@@ -19,6 +19,7 @@ import (
 	"github.com/sjbackfill/backfill/internal/metrics"
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/ratelimit"
+	"github.com/sjbackfill/backfill/internal/rediskey"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/salesforce"
 	"github.com/sjbackfill/backfill/internal/settings"
@@ -98,7 +99,7 @@ func Build(cfg config.Config, log zerolog.Logger) (*Parts, error) {
 	if cfg.SkilljarAPIKey != "" {
 		p.Skilljar, err = skilljar.New(skilljar.Config{
 			BaseURL: cfg.SkilljarBaseURL, APIKey: cfg.SkilljarAPIKey,
-			Limiter: ratelimit.New(rdb, "bf:ratelimit:skilljar", cfg.SkilljarRateLimit,
+			Limiter: ratelimit.New(rdb, rediskey.Prefix+"ratelimit:skilljar", cfg.SkilljarRateLimit,
 				ratelimit.WithWindow(cfg.SkilljarRateWindow), ratelimit.WithMargin(cfg.SkilljarRateMargin)),
 			Observer: p.Metrics.Source(),
 			// The page and every run start ask for the domains; they rarely change.

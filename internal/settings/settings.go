@@ -15,6 +15,7 @@ import (
 
 	"github.com/sjbackfill/backfill/internal/config"
 	"github.com/sjbackfill/backfill/internal/mapping"
+	"github.com/sjbackfill/backfill/internal/rediskey"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/skilljar"
 )
@@ -86,7 +87,7 @@ type DomainLister interface {
 
 // Config configures a Store.
 type Config struct {
-	// Key is the Redis key holding the settings. Defaults to "bf:settings".
+	// Key is the Redis key holding the settings. Defaults to rediskey.Prefix + "settings".
 	Key string
 	// Domains checks domain names against Skilljar. When nil (no Skilljar key configured)
 	// domain names are not checked, as the engine does not check them either.
@@ -107,7 +108,7 @@ type Store struct {
 // New returns a store on rdb.
 func New(rdb redis.UniversalClient, cfg Config) *Store {
 	if cfg.Key == "" {
-		cfg.Key = "bf:settings"
+		cfg.Key = rediskey.Prefix + "settings"
 	}
 	if len(cfg.Objects) == 0 {
 		cfg.Objects = slices.Clone(mapping.Order)

@@ -76,6 +76,8 @@ type Config struct {
 	// every run start ask for it, and each ask would spend the shared call budget on a list
 	// that rarely changes. Zero asks the API every time.
 	DomainsTTL time.Duration
+	// Now is the clock DomainsTTL is measured on. Defaults to time.Now.
+	Now func() time.Time
 }
 
 // Defaults for Config.
@@ -101,6 +103,9 @@ func (c Config) withDefaults() Config {
 	c.RetryBaseDelay = cmp.Or(c.RetryBaseDelay, DefaultRetryBaseDelay)
 	c.RetryMaxDelay = cmp.Or(c.RetryMaxDelay, DefaultRetryMaxDelay)
 	c.PageSize = cmp.Or(c.PageSize, MaxPageSize)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	if c.HTTPClient == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 32
@@ -123,7 +128,7 @@ func (c Config) validate() (*url.URL, error) {
 	case base.RawQuery != "" || base.Fragment != "":
 		errs = append(errs, fmt.Errorf("BaseURL %q must not have a query or fragment", c.BaseURL))
 	case strings.HasSuffix(base.Path, "/v1"):
-		errs = append(errs, fmt.Errorf("BaseURL %q must not end in /v1: the client appends /v1/...", c.BaseURL))
+		errs = append(errs, fmt.Errorf("BaseURL %q must not end in /v1: the client appends /v1/ itself", c.BaseURL))
 	}
 	if c.APIKey == "" {
 		errs = append(errs, errors.New("APIKey is required (set SKILLJAR_API_KEY)"))
@@ -200,14 +205,14 @@ func (c *Client) Domains(ctx context.Context) ([]Domain, error) {
 	}
 	c.domainsMu.Lock()
 	defer c.domainsMu.Unlock()
-	if c.domains != nil && time.Since(c.domainsAt) < c.cfg.DomainsTTL {
+	if c.domains != nil && c.cfg.Now().Sub(c.domainsAt) < c.cfg.DomainsTTL {
 		return slices.Clone(c.domains), nil
 	}
 	d, err := all[Domain](ctx, c, "domains", c.url("/v1/domains", nil))
 	if err != nil {
 		return nil, err
 	}
-	c.domains, c.domainsAt = d, time.Now()
+	c.domains, c.domainsAt = d, c.cfg.Now()
 	return slices.Clone(d), nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sjbackfill/backfill/internal/clock"
 	"github.com/sjbackfill/backfill/internal/ratelimit"
 	"github.com/sjbackfill/backfill/internal/redistest"
 	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
@@ -448,7 +449,8 @@ func (r *recorder) calls(endpoint string) int {
 func TestTheDomainListIsKeptForDomainsTTLAndAskedForAgainAfter(t *testing.T) {
 	t.Parallel()
 	sim := startSim(t, skilljarsim.Config{Users: 5})
-	c := simClient(t, sim, skilljar.Config{DomainsTTL: 200 * time.Millisecond})
+	now := clock.NewManual(time.Now())
+	c := simClient(t, sim, skilljar.Config{DomainsTTL: time.Minute, Now: now.Now})
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
 		d, err := c.Domains(ctx)
@@ -460,7 +462,11 @@ func TestTheDomainListIsKeptForDomainsTTLAndAskedForAgainAfter(t *testing.T) {
 	if n := sim.CallCount("GET /v1/domains"); n != 1 {
 		t.Fatalf("%d calls for three asks within the TTL, want 1", n)
 	}
-	time.Sleep(250 * time.Millisecond)
+	now.Advance(time.Minute - time.Millisecond)
+	if _, err := c.Domains(ctx); err != nil || sim.CallCount("GET /v1/domains") != 1 {
+		t.Fatalf("an ask just within the TTL: %v, %d calls, want the kept list", err, sim.CallCount("GET /v1/domains"))
+	}
+	now.Advance(time.Millisecond)
 	if _, err := c.Domains(ctx); err != nil {
 		t.Fatal(err)
 	}

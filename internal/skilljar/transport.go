@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sjbackfill/backfill/internal/clock"
+	"github.com/sjbackfill/backfill/internal/upstream"
 )
 
 // get fetches target and hands a 2xx body to decode (nil accepts any body). It waits on the
@@ -32,7 +35,7 @@ func (c *Client) get(ctx context.Context, endpoint, target string, decode func([
 			limited++
 			retryAfter := parseRetryAfter(header.Get("Retry-After"), time.Now())
 			if limited > c.cfg.MaxRateLimited {
-				return &RateLimitedError{URL: target, Responses: limited, RetryAfter: retryAfter}
+				return failed(&RateLimitedError{URL: target, Responses: limited, RetryAfter: retryAfter})
 			}
 			if err := c.sitOut(ctx, cmp.Or(retryAfter, c.backoff(limited))); err != nil {
 				return fmt.Errorf("skilljar: GET %s: %w", target, err)
@@ -49,20 +52,23 @@ func (c *Client) get(ctx context.Context, endpoint, target string, decode func([
 		case status >= 500:
 			err = c.apiError(target, status, body)
 		default:
-			return c.apiError(target, status, body)
+			return failed(c.apiError(target, status, body))
 		}
 		failures++
 		if failures > max(c.cfg.MaxRetries, 0) {
 			if failures > 1 {
-				return fmt.Errorf("skilljar: giving up after %d attempts: %w", failures, err)
+				return failed(fmt.Errorf("skilljar: giving up after %d attempts: %w", failures, err))
 			}
-			return err
+			return failed(err)
 		}
-		if err := sleep(ctx, c.backoff(failures)); err != nil {
+		if err := clock.Sleep(ctx, c.backoff(failures)); err != nil {
 			return fmt.Errorf("skilljar: GET %s: %w", target, err)
 		}
 	}
 }
+
+// failed marks a failure of Skilljar's, as opposed to the caller's own.
+func failed(err error) error { return &upstream.Error{Service: upstream.Skilljar, Err: err} }
 
 func (c *Client) wait(ctx context.Context) error {
 	if c.cfg.Limiter == nil {
@@ -156,7 +162,7 @@ func (c *Client) sitOut(ctx context.Context, d time.Duration) error {
 		// still keeps this caller off the API.
 		_ = c.cfg.Limiter.PauseUntil(ctx, time.Now().Add(d))
 	}
-	return sleep(ctx, d)
+	return clock.Sleep(ctx, d)
 }
 
 // backoff is "full jitter" exponential backoff for the nth consecutive failure.
@@ -184,18 +190,4 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return min(t.Sub(now), time.Hour)
 	}
 	return 0
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -46,10 +46,12 @@ func setup(t testing.TB, users int) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := zerolog.New(io.Discard)
+	// The page logs into the API's buffer, so a test can find a failure under its request id.
+	var out io.Writer = e.Log
 	if os.Getenv("TEST_LOG") != "" {
-		logger = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr})
+		out = io.MultiWriter(e.Log, zerolog.ConsoleWriter{Out: os.Stderr})
 	}
+	logger := zerolog.New(out)
 	auth := connection.NewAuthorizer(e.Connection, connection.OAuthConfig{
 		ClientID: e.Salesforce.ClientID(), ClientSecret: e.Salesforce.ClientSecret(),
 		RedirectURL: e.Server.URL + "/salesforce/callback", LoginURL: e.Salesforce.LoginURL(),
@@ -93,23 +95,8 @@ func (e *testEnv) request(t testing.TB, method, path string, form url.Values, he
 		req.Header.Set("Origin", e.Server.URL)
 		req.Header.Set("Sec-Fetch-Site", "same-origin")
 	}
-	for i := 0; i+1 < len(header); i += 2 {
-		if header[i+1] == "" {
-			req.Header.Del(header[i])
-			continue
-		}
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := e.browser.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return page{status: resp.StatusCode, header: resp.Header, body: string(raw)}
+	resp := apitest.Send(t, e.browser, req, header...)
+	return page{status: resp.StatusCode, header: resp.Header, body: string(resp.Body)}
 }
 
 func (e *testEnv) get(t testing.TB, path string) page { return e.request(t, http.MethodGet, path, nil) }

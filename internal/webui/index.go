@@ -100,6 +100,12 @@ var notices = map[string]string{
 	"started":   "Backfill started: follow it in the runs table below.",
 }
 
+// renderAlert shows the index page with pe as its alert and status. Callers classify the
+// error once and pass the result, so an internal error is logged once.
+func (h *Handler) renderAlert(w http.ResponseWriter, r *http.Request, pe *pageError) {
+	h.renderIndex(w, r, indexState{status: pe.Status, alert: pe})
+}
+
 func (h *Handler) renderIndex(w http.ResponseWriter, r *http.Request, s indexState) {
 	ctx := r.Context()
 	v := indexView{Layout: h.layout("Skilljar → Salesforce backfill"), IdempotencyKey: newKey()}
@@ -134,7 +140,7 @@ func (h *Handler) status(ctx context.Context) statusView {
 	}
 	st, err := h.d.Connection.Status(ctx)
 	if err != nil {
-		return statusView{Configured: true, Err: err.Error()}
+		return statusView{Configured: true, Err: h.hidden(ctx, "settings page could not read the connection's status", err)}
 	}
 	return statusView{Configured: true, Status: st}
 }
@@ -142,8 +148,7 @@ func (h *Handler) status(ctx context.Context) statusView {
 func (h *Handler) runsTable(ctx context.Context) runsTable {
 	runs, err := h.d.Runs.List(ctx, h.cfg.RunsShown)
 	if err != nil {
-		h.d.Logger.Error().Err(err).Msg("settings page could not list runs")
-		return runsTable{Err: "The runs could not be read: " + err.Error()}
+		return runsTable{Err: "The runs could not be read; " + h.hidden(ctx, "settings page could not list runs", err) + "."}
 	}
 	return runsTable{Runs: runs}
 }
@@ -215,7 +220,7 @@ func (h *Handler) settingsForm(ctx context.Context, st settings.Settings, envCho
 // sends the browser on to authenticate with Salesforce.
 func (h *Handler) saveSettings(w http.ResponseWriter, r *http.Request) {
 	if err := h.parseForm(w, r); err != nil {
-		h.renderIndex(w, r, indexState{status: h.classify(r, err).Status, alert: err})
+		h.renderAlert(w, r, h.classify(r, err))
 		return
 	}
 	st, envChoice, problems := settingsFromForm(r.PostForm)
@@ -231,11 +236,12 @@ func (h *Handler) saveSettings(w http.ResponseWriter, r *http.Request) {
 		problems, err = append(problems, invalid.Problems...), nil
 	}
 	if err != nil || len(problems) > 0 {
-		status := http.StatusBadRequest
+		state := indexState{status: http.StatusBadRequest, submitted: &st, envChoice: envChoice, problems: problems}
 		if err != nil {
-			status = h.classify(r, err).Status
+			pe := h.classify(r, err) // once: an internal error is logged when it is classified
+			state.status, state.alert = pe.Status, pe
 		}
-		h.renderIndex(w, r, indexState{status: status, submitted: &st, envChoice: envChoice, problems: problems, alert: err})
+		h.renderIndex(w, r, state)
 		return
 	}
 	if r.PostForm.Get("action") == "connect" {
@@ -277,7 +283,7 @@ func newKey() string {
 // startBackfill starts a run over everything the saved settings allow.
 func (h *Handler) startBackfill(w http.ResponseWriter, r *http.Request) {
 	if err := h.parseForm(w, r); err != nil {
-		h.renderIndex(w, r, indexState{status: h.classify(r, err).Status, alert: err})
+		h.renderAlert(w, r, h.classify(r, err))
 		return
 	}
 	key := r.PostForm.Get("idempotency_key")
@@ -297,7 +303,7 @@ func (h *Handler) startBackfill(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	if err != nil {
-		h.renderIndex(w, r, indexState{status: h.classify(r, err).Status, alert: err})
+		h.renderAlert(w, r, h.classify(r, err))
 		return
 	}
 	http.Redirect(w, r, "/?started=1#runs", http.StatusSeeOther)

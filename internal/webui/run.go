@@ -37,23 +37,9 @@ type rejectedPage struct {
 	RedriveNote string
 }
 
-// validRunID accepts what could be a run id, keeping junk out of Redis key names; whether
-// the run exists is the store's to say.
-func validRunID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for _, c := range id {
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
-			return false
-		}
-	}
-	return true
-}
-
 func (h *Handler) runFromPath(r *http.Request) (*runstore.Run, error) {
 	id := r.PathValue("id")
-	if !validRunID(id) {
+	if !runstore.ValidID(id) {
 		return nil, &pageError{Status: http.StatusNotFound, Message: "There is no such run."}
 	}
 	return h.d.Runs.Get(r.Context(), id)
@@ -84,7 +70,7 @@ func (h *Handler) runLive(ctx context.Context, run *runstore.Run) runLive {
 	v := runLive{Run: run}
 	events, err := h.d.Ledger.Events(ctx, run.ID, h.cfg.EventsShown)
 	if err != nil {
-		v.EventsErr = "The activity log could not be read: " + err.Error()
+		v.EventsErr = "The activity log could not be read; " + h.hidden(ctx, "run page could not read the activity log", err) + "."
 	}
 	slices.Reverse(events)
 	v.Events = events
@@ -96,7 +82,7 @@ func (h *Handler) rejectedPage(ctx context.Context, run *runstore.Run, offset in
 	rows, total, err := h.d.Ledger.RejectedPage(ctx, run.ID, offset, size)
 	p := rejectedPage{Rows: rows, Total: total, Dropped: run.RejectedDropped, From: offset + 1, To: offset + len(rows), Prev: -1, Next: -1}
 	if err != nil {
-		p.Err = "The rejected records could not be read: " + err.Error()
+		p.Err = "The rejected records could not be read; " + h.hidden(ctx, "run page could not read the rejected records", err) + "."
 		return p
 	}
 	if offset > 0 {
@@ -149,7 +135,8 @@ func (h *Handler) runAction(w http.ResponseWriter, r *http.Request) {
 	}
 	next, err := act(r.Context(), run.ID)
 	if err != nil {
-		h.renderRun(w, r, h.classify(r, err).Status, run, 0, err)
+		pe := h.classify(r, err) // once: an internal error is logged when it is classified
+		h.renderRun(w, r, pe.Status, run, 0, pe)
 		return
 	}
 	// A re-drive is a new run; everything else changed this one.

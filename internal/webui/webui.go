@@ -20,6 +20,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/errclass"
+	"github.com/sjbackfill/backfill/internal/logging"
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/settings"
@@ -210,29 +212,45 @@ type pageError struct {
 func (e *pageError) Error() string { return e.Message }
 
 // classify turns an error from the engine or the stores into what the operator reads. Every
-// page and banner goes through it, so each kind of failure reads the same everywhere.
+// page and banner goes through it, so each kind of failure reads the same everywhere; the
+// kinds are errclass's, shared with the JSON API. An internal error's cause is logged under
+// the request's id and only the id is shown, as the API does.
 func (h *Handler) classify(r *http.Request, err error) *pageError {
-	var (
-		pe *pageError
-		pv *pipeline.ValidationError
-		ce *runstore.ConflictError
-	)
-	switch {
-	case errors.As(err, &pe):
+	if pe, ok := errors.AsType[*pageError](err); ok {
 		return pe
-	case errors.As(err, &ce):
-		return &pageError{Status: http.StatusConflict, RunID: ce.ActiveID,
-			Message: "A run with the same scope is still active; watch it, or pause or cancel it before starting another."}
-	case errors.As(err, &pv):
-		return &pageError{Status: http.StatusBadRequest, Message: pv.Field + ": " + pv.Message}
-	case errors.Is(err, runstore.ErrNotFound):
-		return &pageError{Status: http.StatusNotFound, Message: "There is no such run."}
-	case errors.Is(err, runstore.ErrBadTransition):
-		return &pageError{Status: http.StatusConflict, Message: capitalize(err.Error()) + "."}
 	}
-	h.d.Logger.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("settings page failed")
-	return &pageError{Status: http.StatusInternalServerError,
-		Message: "Something went wrong on the server (" + err.Error() + "); the server log has the details."}
+	c := errclass.Classify(err)
+	pe := &pageError{Status: c.Status}
+	switch c.Kind {
+	case errclass.RunActive:
+		pe.RunID = c.ActiveRunID
+		pe.Message = "A run with the same scope is still active; watch it, or pause or cancel it before starting another."
+	case errclass.InvalidValue:
+		pe.Message = c.Field + ": " + c.Detail
+	case errclass.InvalidSettings:
+		pe.Message = "The settings were not saved: " + c.Detail + "."
+	case errclass.NotFound:
+		pe.Message = "There is no such run."
+	case errclass.InvalidState:
+		pe.Message = capitalize(c.Detail) + "."
+	case errclass.Upstream:
+		pe.Message = c.Service + " could not be asked; try again shortly (" + c.Detail + ")."
+	default:
+		pe.Message = "Something went wrong on the server; " + h.hidden(r.Context(), "settings page failed", err) + "."
+	}
+	return pe
+}
+
+// hidden logs an internal error's cause under the request's id and returns what the page
+// says in its place, as the API does: a cause can name hosts and internals that are the
+// server log's business, not the page's.
+func (h *Handler) hidden(ctx context.Context, what string, err error) string {
+	id := logging.RequestID(ctx)
+	h.d.Logger.Error().Err(err).Str("request_id", id).Msg(what)
+	if id == "" {
+		return "the server log has the cause"
+	}
+	return "the server log has the cause under request id " + id
 }
 
 // render writes a template whole or not at all, so a failing template never leaves half a page.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -418,7 +417,7 @@ func TestAuthenticationStatusSaysWhyItIsRedAndOffersToReauthenticate(t *testing.
 			"the refresh token was revoked (invalid_grant): re-authenticate (2025-06-01 08:30:00 UTC)", "Re-authenticate with Salesforce"}},
 		{"status unreadable", statusFunc(func() (connection.Status, error) {
 			return connection.Status{}, errors.New("redis: connection refused")
-		}), []string{`class="status bad" data-state="unknown"`, "could not be read: redis: connection refused", `id="reauth"`}},
+		}), []string{`class="status bad" data-state="unknown"`, "could not be read; the server log has the cause.", `id="reauth"`}},
 		// As on a server without BACKFILL_SECRET_KEY or a Skilljar key.
 		{"not configured", nil, []string{`data-state="not_configured"`, "No Salesforce connection is configured on this server",
 			"No Skilljar API key is configured"}},
@@ -430,17 +429,16 @@ func TestAuthenticationStatusSaysWhyItIsRedAndOffersToReauthenticate(t *testing.
 			}
 			srv := httptest.NewServer(h)
 			t.Cleanup(srv.Close)
-			resp, err := srv.Client().Get(srv.URL + "/")
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer resp.Body.Close()
-			raw, err := io.ReadAll(resp.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := page{status: resp.StatusCode, header: resp.Header, body: string(raw)}
+			resp := apitest.Send(t, srv.Client(), req)
+			p := page{status: resp.StatusCode, header: resp.Header, body: string(resp.Body)}
 			p.requireStatus(t, http.StatusOK).requireContains(t, tc.want...)
+			if strings.Contains(p.body, "connection refused") {
+				t.Fatalf("the page shows an internal error's cause:\n%s", p.body)
+			}
 		})
 	}
 }

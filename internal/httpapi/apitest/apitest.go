@@ -1,6 +1,5 @@
-// Package apitest assembles the real HTTP API for tests: a private redis-server, both
-// simulators over HTTP, the real engine, settings and connection stores, and the server on a
-// 127.0.0.1 listener.
+// Package apitest assembles the real HTTP API for tests on the stacktest stack: the settings
+// store and the server on a 127.0.0.1 listener.
 package apitest
 
 import (
@@ -15,20 +14,14 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
 
 	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/httpapi"
 	"github.com/sjbackfill/backfill/internal/logging"
 	"github.com/sjbackfill/backfill/internal/pipeline"
-	"github.com/sjbackfill/backfill/internal/redistest"
-	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/settings"
-	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
-	"github.com/sjbackfill/backfill/internal/sim/simclient"
 	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
-	"github.com/sjbackfill/backfill/worker"
+	"github.com/sjbackfill/backfill/internal/stacktest"
 )
 
 // Token is the API token every test server accepts.
@@ -42,25 +35,19 @@ type Options struct {
 	Mounts func(d *httpapi.Deps)
 	// NoConnection leaves Deps.Connection unset, as on a server without BACKFILL_SECRET_KEY.
 	NoConnection bool
+	// Now is the run store's clock; time.Now when nil.
+	Now func() time.Time
 }
 
-// Env is one running API with everything behind it.
+// Env is one running API with everything behind it: the stacktest stack, the settings
+// store, a queue inspector and the server.
 type Env struct {
-	Ctx        context.Context
-	Redis      *redistest.Server
-	RDB        *redis.Client
-	Skilljar   *skilljarsim.Sim
-	Salesforce *salesforcesim.Sim
-	Store      *runstore.Store
-	Engine     *pipeline.Engine
-	Settings   *settings.Store
-	Connection *connection.Store
-	Inspector  *asynq.Inspector
-	Server     *httptest.Server
+	*stacktest.Stack
+	Settings  *settings.Store
+	Inspector *asynq.Inspector
+	Server    *httptest.Server
 	// Log holds every line the server logged.
 	Log *logging.Buffer
-
-	logger zerolog.Logger
 }
 
 // StoreConnection serves the API's Connection from the connection store, disconnecting by
@@ -76,43 +63,15 @@ func Start(t testing.TB, o Options) *Env {
 	if o.Users == 0 {
 		o.Users = 40
 	}
-	e := &Env{Ctx: context.Background(), Redis: redistest.Start(t), Log: &logging.Buffer{}}
-	e.logger = zerolog.New(e.Log)
-	e.RDB = e.Redis.Client(t)
-	var err error
-	if e.Skilljar, err = skilljarsim.Start(skilljarsim.Config{Seed: 11, Users: o.Users, Courses: 6}, "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Skilljar.Close() })
-	if e.Salesforce, err = salesforcesim.Start(salesforcesim.Config{}, "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Salesforce.Close() })
-
-	src, err := simclient.Skilljar(e.Skilljar, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink, err := simclient.Salesforce(e.Salesforce)
-	if err != nil {
-		t.Fatal(err)
-	}
-	queue := asynq.NewClient(asynq.RedisClientOpt{Addr: e.Redis.Addr})
-	t.Cleanup(func() { _ = queue.Close() })
+	e := &Env{Log: &logging.Buffer{}}
+	e.Stack = stacktest.Start(t, stacktest.Options{
+		Skilljar: skilljarsim.Config{Seed: 11, Users: o.Users, Courses: 6}, Log: e.Log, Now: o.Now,
+	})
 	e.Inspector = asynq.NewInspector(asynq.RedisClientOpt{Addr: e.Redis.Addr})
 	t.Cleanup(func() { _ = e.Inspector.Close() })
-	e.Store = runstore.New(e.RDB, runstore.Options{})
-	if e.Engine, err = pipeline.New(pipeline.Config{}, pipeline.Deps{
-		Store: e.Store, Source: src, Sink: sink, Contacts: sink, Enqueuer: queue, Logger: e.logger,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	e.Settings = settings.New(e.RDB, settings.Config{Domains: src, Objects: pipeline.Objects()})
-	if e.Connection, err = connection.NewStore(e.RDB, bytes.Repeat([]byte{7}, 32), ""); err != nil {
-		t.Fatal(err)
-	}
+	e.Settings = settings.New(e.RDB, settings.Config{Domains: e.Source, Objects: pipeline.Objects()})
 
-	d := httpapi.Deps{Runs: e.Engine, Ledger: e.Store, Settings: e.Settings, Redis: e.RDB, Logger: e.logger}
+	d := httpapi.Deps{Runs: e.Engine, Ledger: e.Store, Settings: e.Settings, Redis: e.RDB, Logger: e.Logger}
 	if !o.NoConnection {
 		d.Connection = StoreConnection{e.Connection}
 	}
@@ -126,23 +85,6 @@ func Start(t testing.TB, o Options) *Env {
 	e.Server = httptest.NewServer(srv)
 	t.Cleanup(e.Server.Close)
 	return e
-}
-
-// StartWorker runs an in-process worker until the test ends.
-func (e *Env) StartWorker(t testing.TB) {
-	t.Helper()
-	srv := worker.NewServer(asynq.RedisClientOpt{Addr: e.Redis.Addr},
-		worker.Config{Concurrency: 2, ShutdownTimeout: 10 * time.Second, PollInterval: 50 * time.Millisecond}, e.logger)
-	worker.Register(srv.Mux(), worker.Deps{Slices: e.Engine, Stop: srv.Stopping(), Logger: e.logger})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Run(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
 }
 
 // Enqueued counts the tasks on every queue, in any state: what the API has put to work.
@@ -219,6 +161,13 @@ func (e *Env) DoRaw(t testing.TB, method, path string, body any, header ...strin
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return Send(t, e.Server.Client(), req, header...)
+}
+
+// Send sets the header entries on req (name, value pairs; an empty value removes the
+// header), sends it with client and reads the answer whole.
+func Send(t testing.TB, client *http.Client, req *http.Request, header ...string) *Response {
+	t.Helper()
 	for i := 0; i+1 < len(header); i += 2 {
 		if header[i+1] == "" {
 			req.Header.Del(header[i])
@@ -226,7 +175,7 @@ func (e *Env) DoRaw(t testing.TB, method, path string, body any, header ...strin
 		}
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := e.Server.Client().Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sjbackfill/backfill/internal/clock"
 )
 
 // bulkBatchSize is the size of the internal batches Bulk API 2.0 splits a job into.
@@ -336,7 +338,7 @@ func (s *Sim) process(ctx context.Context, j *bulkJob) {
 // through triggers bulkTransactionRecords at a time; it reports false when the job was
 // aborted or the simulator closed first.
 func (s *Sim) runBatch(ctx context.Context, j *bulkJob, columns []column, rows [][]string, b int, start time.Time) bool {
-	if !sleepCtx(ctx, s.cfg.BulkBatchDelay) {
+	if clock.Sleep(ctx, s.cfg.BulkBatchDelay) != nil {
 		return false // aborted, or the simulator closed
 	}
 	s.mu.Lock()
@@ -373,20 +375,6 @@ func (s *Sim) runBatch(ctx context.Context, j *bulkJob, columns []column, rows [
 	}
 	s.holdLocks(ctx, txn)
 	return true
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // column is one CSV header entry resolved against the job's object.

@@ -107,7 +107,7 @@ func (c Config) validate() error {
 		}
 	}
 	if c.Latency < 0 || c.Jitter < 0 || c.SlowDelay < 0 {
-		errs = append(errs, errors.New("Latency, Jitter and SlowDelay must not be negative"))
+		errs = append(errs, errors.New("the latency, jitter and slow delay must not be negative"))
 	}
 	if c.TimeScale < 0 {
 		errs = append(errs, fmt.Errorf("TimeScale must be positive, got %v", c.TimeScale))
