@@ -8,9 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -217,7 +217,7 @@ func (m *Mapping) validate() error {
 				}
 			}
 			if known && !keys[f.Source] {
-				add("%s.source: %q is not a field of %s records; known: %s", fat, f.Source, o.Name, strings.Join(sortedKeys(keys), ", "))
+				add("%s.source: %q is not a field of %s records; known: %s", fat, f.Source, o.Name, strings.Join(slices.Sorted(maps.Keys(keys)), ", "))
 			}
 			if !fieldTypes[f.Type] {
 				add("%s.type: %q is unknown; use string, datetime, number or boolean", fat, f.Type)
@@ -252,15 +252,6 @@ func indexOf(name string) int {
 		}
 	}
 	return len(Order)
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // SalesforceTime is how datetimes are written: UTC with milliseconds, Salesforce's precision.

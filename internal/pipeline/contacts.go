@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -19,7 +20,7 @@ const contactObject = "contact"
 func (lp *learnerPage) linkContacts(ctx context.Context, start int) (*runstore.Event, error) {
 	s := lp.s
 	if s.e.Contacts == nil {
-		return nil, fmt.Errorf("Link Contacts is on but the engine has no Salesforce client for Contacts")
+		return nil, errors.New("the Link Contacts setting is on but the engine has no Salesforce client for Contacts")
 	}
 	var people []contacts.Person
 	for j := start; j < len(lp.ids); j++ {

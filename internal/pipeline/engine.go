@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -226,7 +227,7 @@ func (e *Engine) normalizeScope(ctx context.Context, sc runstore.Scope) (runstor
 		}
 		for _, d := range sc.Domains {
 			if !names[d] {
-				return sc, &ValidationError{Field: "domains", Message: fmt.Sprintf("%q is not a domain of this Skilljar organization; known: %s", d, strings.Join(sortedKeys(names), ", "))}
+				return sc, &ValidationError{Field: "domains", Message: fmt.Sprintf("%q is not a domain of this Skilljar organization; known: %s", d, strings.Join(slices.Sorted(maps.Keys(names)), ", "))}
 			}
 		}
 	}
@@ -240,15 +241,6 @@ func dedupeSorted(in []string) []string {
 	out := slices.Clone(in)
 	sort.Strings(out)
 	return slices.Compact(out)
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func queueFor(k runstore.Kind) string {

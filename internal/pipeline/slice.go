@@ -317,12 +317,3 @@ func (s *slice) savePlan(ctx context.Context, p runstore.Plan, total int64) erro
 	s.run = run
 	return nil
 }
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
