@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sjbackfill/backfill/internal/clock"
 	"github.com/sjbackfill/backfill/internal/contacts"
 	"github.com/sjbackfill/backfill/internal/salesforce"
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
@@ -23,6 +24,8 @@ type org struct {
 	sim    *salesforcesim.Sim
 	client *salesforce.Client
 	uris   *uriMeter
+	// clock dates the simulator's records: tests advance it to order them.
+	clock *clock.Manual
 }
 
 // uriMeter records the longest request URI the client sends.
@@ -61,7 +64,8 @@ func newOrg(t testing.TB) *org {
 			})
 		}
 	}
-	sim, err := salesforcesim.Start(salesforcesim.Config{Schema: schema}, "127.0.0.1:0")
+	now := clock.NewManual(time.Now())
+	sim, err := salesforcesim.Start(salesforcesim.Config{Schema: schema, Now: now.Now}, "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("start the simulator: %v", err)
 	}
@@ -76,7 +80,7 @@ func newOrg(t testing.TB) *org {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &org{sim: sim, client: client, uris: uris}
+	return &org{sim: sim, client: client, uris: uris, clock: now}
 }
 
 // seed writes Contacts as given ({seedKey, Email, LastName, ...}) and returns their Ids by
@@ -153,9 +157,9 @@ func TestLinkMatchesHostileEmailsExactlyAndIgnoringCase(t *testing.T) {
 func TestLinkPicksTheNewestContactByCreatedOrModifiedDate(t *testing.T) {
 	o := newOrg(t)
 	older := o.seed(t, salesforce.Record{seedKey: "older", "Email": "dup@example.com", "LastName": "Older"})["older"]
-	time.Sleep(5 * time.Millisecond) // the simulator's dates have millisecond precision
+	o.clock.Advance(time.Second)
 	newer := o.seed(t, salesforce.Record{seedKey: "newer", "Email": "DUP@example.com", "LastName": "Newer"})["newer"]
-	time.Sleep(5 * time.Millisecond)
+	o.clock.Advance(time.Second)
 	o.seed(t, salesforce.Record{seedKey: "older", "FirstName": "Touched"})
 
 	dup := contacts.Person{Email: "Dup@Example.com"}

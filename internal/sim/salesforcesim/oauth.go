@@ -122,7 +122,7 @@ func (s *Sim) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		redirectURI: redirect,
 		challenge:   q.Get("code_challenge"),
 		scope:       scope,
-		expires:     time.Now().Add(s.cfg.CodeTTL),
+		expires:     s.cfg.Now().Add(s.cfg.CodeTTL),
 	}
 	s.mu.Unlock()
 	params.Set("code", code)
@@ -227,7 +227,7 @@ func (s *Sim) exchangeCode(form url.Values) (TokenResponse, *oauthError) {
 	case code == nil:
 		// UNCONFIRMED wording.
 		return TokenResponse{}, &oauthError{"invalid_grant", "invalid authorization code"}
-	case time.Now().After(code.expires):
+	case s.cfg.Now().After(code.expires):
 		return TokenResponse{}, &oauthError{"invalid_grant", "authorization code expired"}
 	case form.Get("redirect_uri") != code.redirectURI:
 		// RFC 6749 §5.2 makes a redirect_uri mismatch invalid_grant; wording UNCONFIRMED.
@@ -253,7 +253,7 @@ func (s *Sim) issueGrant(scope string) TokenResponse {
 	if len(s.auth.grants) >= maxGrantsPerUser {
 		s.revokeGrant(s.auth.grants[0])
 	}
-	g := &grant{scope: scope, used: time.Now()}
+	g := &grant{scope: scope, used: s.cfg.Now()}
 	s.auth.grants = append(s.auth.grants, g)
 	s.auth.stats.Grants++
 	resp := s.issueAccess(g)
@@ -279,13 +279,13 @@ func (s *Sim) refreshGrant(token string) (TokenResponse, *oauthError) {
 	if g == nil || g.revoked {
 		return TokenResponse{}, expired
 	}
-	if s.cfg.RefreshIdle > 0 && time.Since(g.used) > s.cfg.RefreshIdle {
+	if s.cfg.RefreshIdle > 0 && s.cfg.Now().Sub(g.used) > s.cfg.RefreshIdle {
 		// An idle refresh token expires: the platform answers as for any expired token
 		// (reference/salesforce.md §1.6, §8.9), and the grant is gone.
 		s.revokeGrant(g)
 		return TokenResponse{}, expired
 	}
-	g.used = time.Now()
+	g.used = s.cfg.Now()
 	s.auth.stats.Refreshes++
 	resp := s.issueAccess(g)
 	if !s.cfg.DisableRotation {
@@ -304,11 +304,11 @@ func (s *Sim) issueAccess(g *grant) TokenResponse {
 	token := s.cfg.OrgID[:15] + "!AR" + randomToken(40)
 	at := &accessToken{grant: g}
 	if s.cfg.SessionTTL > 0 {
-		at.expires = time.Now().Add(s.cfg.SessionTTL)
+		at.expires = s.cfg.Now().Add(s.cfg.SessionTTL)
 	}
 	s.auth.access[token] = at
 	id := s.loginURL + "/id/" + s.cfg.OrgID + "/" + s.cfg.UserID
-	issuedAt := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	issuedAt := strconv.FormatInt(s.cfg.Now().UnixMilli(), 10)
 	mac := hmac.New(sha256.New, []byte(s.cfg.ClientSecret))
 	mac.Write([]byte(id + issuedAt))
 	return TokenResponse{
@@ -362,7 +362,7 @@ func (s *Sim) handleRevoke(w http.ResponseWriter, r *http.Request) {
 // validToken reports whether a bearer token may call the data API; the caller holds s.mu.
 func (s *Sim) validToken(token string) bool {
 	at := s.auth.access[token]
-	return at != nil && !at.revoked && !at.grant.revoked && (at.expires.IsZero() || time.Now().Before(at.expires))
+	return at != nil && !at.revoked && !at.grant.revoked && (at.expires.IsZero() || s.cfg.Now().Before(at.expires))
 }
 
 func bearer(r *http.Request) string {

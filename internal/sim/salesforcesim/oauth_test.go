@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sjbackfill/backfill/internal/clock"
 )
 
 const callback = "http://127.0.0.1:9/oauth/callback"
@@ -221,9 +223,10 @@ func TestTokenEndpointErrors(t *testing.T) {
 }
 
 func TestAuthorizationCodeExpires(t *testing.T) {
-	s := startSim(t, Config{CodeTTL: time.Millisecond})
+	now := clock.NewManual(time.Now())
+	s := startSim(t, Config{CodeTTL: time.Minute, Now: now.Now})
 	code := authorize(t, s, "")
-	time.Sleep(5 * time.Millisecond)
+	now.Advance(time.Minute + time.Millisecond)
 	_, bad, status := requestToken(t, s, s.tokenForm("authorization_code", "code", code, "redirect_uri", callback))
 	if status != http.StatusBadRequest || bad.Error != "invalid_grant" || bad.Description != "authorization code expired" {
 		t.Fatalf("late exchange = %d %+v", status, bad)
@@ -291,12 +294,13 @@ func TestNoRefreshTokenWithoutTheScope(t *testing.T) {
 
 func TestSessionsExpire(t *testing.T) {
 	t.Run("after SessionTTL", func(t *testing.T) {
-		s := startSim(t, Config{SessionTTL: 50 * time.Millisecond})
+		now := clock.NewManual(time.Now())
+		s := startSim(t, Config{SessionTTL: time.Hour, Now: now.Now})
 		c := newClient(t, s)
 		if r := c.do("GET", "limits", nil); r.status != 200 {
 			t.Fatalf("fresh token = %d", r.status)
 		}
-		time.Sleep(80 * time.Millisecond)
+		now.Advance(time.Hour + time.Millisecond)
 		r := c.do("GET", "limits", nil)
 		var errs []apiError
 		r.json(t, &errs)

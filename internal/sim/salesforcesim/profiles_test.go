@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sjbackfill/backfill/internal/clock"
 )
 
 const (
@@ -396,13 +398,14 @@ func TestDirtyOrgFailsUpsertsMatchingSeveralRecords(t *testing.T) {
 
 func TestRefreshTokenExpiresWhenIdle(t *testing.T) {
 	t.Parallel()
-	s := startSim(t, Config{RefreshIdle: time.Second})
+	now := clock.NewManual(time.Now())
+	s := startSim(t, Config{RefreshIdle: 720 * time.Hour, Now: now.Now})
 	tok := s.MintTokens("api refresh_token")
 	fresh, _, status := requestToken(t, s, s.tokenForm("refresh_token", "refresh_token", tok.RefreshToken))
 	if status != http.StatusOK {
 		t.Fatalf("refresh while in use = %d", status)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	now.Advance(720*time.Hour + time.Second)
 	_, bad, status := requestToken(t, s, s.tokenForm("refresh_token", "refresh_token", fresh.RefreshToken))
 	if status != http.StatusBadRequest || bad.Error != "invalid_grant" || bad.Description != "expired access/refresh token" {
 		t.Fatalf("refresh after idling = %d %+v", status, bad)

@@ -29,6 +29,9 @@ type Config struct {
 	RedirectURIs []string
 	// SessionTTL is an access token's lifetime. Defaults to 2h; <0 never expires.
 	SessionTTL time.Duration
+	// Now is the clock of tokens, codes and record dates, so tests move past a lifetime
+	// instead of waiting it out. Defaults to time.Now.
+	Now func() time.Time
 	// CodeTTL is how long an authorization code can be exchanged. Defaults to 15m
 	// (UNCONFIRMED: Salesforce documents a short lifetime, not a number).
 	CodeTTL time.Duration
@@ -90,6 +93,9 @@ func (c Config) withDefaults() Config {
 		c.ClientSecret = randomToken(16)
 	}
 	c.SessionTTL = cmp.Or(c.SessionTTL, defaultSessionTTL)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	c.CodeTTL = cmp.Or(c.CodeTTL, defaultCodeTTL)
 	c.DailyLimit = cmp.Or(c.DailyLimit, defaultDailyLimit)
 	if c.Schema == nil {
@@ -248,7 +254,7 @@ func (s *Sim) Close() error {
 	return errors.Join(errs...)
 }
 
-func (s *Sim) now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+func (s *Sim) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
 
 // nextSeq hands out the shared sequence number; the caller holds s.mu.
 func (s *Sim) nextSeq() uint64 {

@@ -10,13 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sjbackfill/backfill/internal/clock"
 	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
 )
 
 const throttledOneSecond = "Request was throttled. Expected available in 1 second."
 
 func TestMinuteLimitAnswers429WithRetryAfterThenRecovers(t *testing.T) {
-	s := start(t, skilljarsim.Config{Users: 10, PerMinute: 3, TimeScale: 60}) // a "minute" is 1 s
+	now := clock.NewManual(time.Now())
+	s := start(t, skilljarsim.Config{Users: 10, PerMinute: 3, TimeScale: 60, Now: now.Now}) // a "minute" is 1 s
 	c := newClient(t, s)
 	for i := range 3 {
 		if resp, _ := c.get("/v1/domains"); resp.StatusCode != http.StatusOK {
@@ -27,7 +29,7 @@ func TestMinuteLimitAnswers429WithRetryAfterThenRecovers(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" || detailOf(t, body) != throttledOneSecond {
 		t.Fatalf("call over the limit: got %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
-	time.Sleep(time.Second)
+	now.Advance(time.Second)
 	if resp, body := c.get("/v1/domains"); resp.StatusCode != http.StatusOK {
 		t.Errorf("after Retry-After: got %d %s", resp.StatusCode, body)
 	}
@@ -37,7 +39,8 @@ func TestMinuteLimitAnswers429WithRetryAfterThenRecovers(t *testing.T) {
 }
 
 func TestHourLimitAnswers429WithRetryAfter(t *testing.T) {
-	s := start(t, skilljarsim.Config{Users: 10, PerHour: 2, TimeScale: 3600}) // an "hour" is 1 s
+	now := clock.NewManual(time.Now())
+	s := start(t, skilljarsim.Config{Users: 10, PerHour: 2, TimeScale: 3600, Now: now.Now}) // an "hour" is 1 s
 	c := newClient(t, s)
 	c.get("/v1/ping")
 	c.get("/v1/ping")
@@ -45,7 +48,7 @@ func TestHourLimitAnswers429WithRetryAfter(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" || detailOf(t, body) != throttledOneSecond {
 		t.Fatalf("got %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
-	time.Sleep(time.Second)
+	now.Advance(time.Second)
 	if resp, _ := c.get("/v1/ping"); resp.StatusCode != http.StatusOK {
 		t.Errorf("after the window: %d", resp.StatusCode)
 	}
@@ -54,7 +57,8 @@ func TestHourLimitAnswers429WithRetryAfter(t *testing.T) {
 // DRF's check_throttles asks every throttle, and each that admits a request records it: a
 // call refused by the minute limit still spends the hourly budget.
 func TestCallsRefusedByTheMinuteLimitSpendTheHourlyBudget(t *testing.T) {
-	s := start(t, skilljarsim.Config{Users: 10, PerMinute: 2, PerHour: 4, TimeScale: 60}) // minute 1 s, hour 60 s
+	now := clock.NewManual(time.Now())
+	s := start(t, skilljarsim.Config{Users: 10, PerMinute: 2, PerHour: 4, TimeScale: 60, Now: now.Now}) // minute 1 s, hour 60 s
 	c := newClient(t, s)
 	statuses := []int{}
 	for range 4 {
@@ -64,7 +68,7 @@ func TestCallsRefusedByTheMinuteLimitSpendTheHourlyBudget(t *testing.T) {
 	if statuses[1] != 200 || statuses[2] != 429 || statuses[3] != 429 {
 		t.Fatalf("statuses %v, want 200 200 429 429", statuses)
 	}
-	time.Sleep(time.Second) // the minute window is clear again; the hour window holds 4
+	now.Advance(time.Second) // the minute window is clear again; the hour window holds 4
 	resp, body := c.get("/v1/ping")
 	retry, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
 	if resp.StatusCode != http.StatusTooManyRequests || retry < 50 || !strings.Contains(detailOf(t, body), strconv.Itoa(retry)+" seconds") {

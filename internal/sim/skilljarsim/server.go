@@ -87,7 +87,7 @@ func (s *Sim) apiCall(endpoint string, view func(*http.Request) response) http.H
 			write(w, resp)
 			return
 		}
-		if resp, ok = s.throttle.check(time.Now()); !ok {
+		if resp, ok = s.throttle.check(s.cfg.Now()); !ok {
 			s.calls.record(endpoint, resp.status)
 			s.wait(r.Context(), s.latency())
 			write(w, resp)

@@ -61,6 +61,9 @@ type Config struct {
 	// Retry-After stays in real seconds (rounded up, at least 1), so a client that honours it
 	// waits the scaled time. Defaults to 1 (real time).
 	TimeScale float64
+	// Now is the throttle's clock, so tests move past a window instead of waiting it out.
+	// Defaults to time.Now.
+	Now func() time.Time
 	// ThrottleWindow is how the limits count: ThrottleSliding (DRF's throttle, the default)
 	// or ThrottleFixed. Which one Skilljar uses is UNCONFIRMED.
 	ThrottleWindow string
@@ -83,6 +86,9 @@ func (c Config) withDefaults() Config {
 	c.APIKey = cmp.Or(c.APIKey, fmt.Sprintf("sk-sim-%016x", mix64(uint64(c.Seed)^0x5e1ec7ed)))
 	c.SlowDelay = cmp.Or(c.SlowDelay, 10*time.Second)
 	c.TimeScale = cmp.Or(c.TimeScale, 1)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	c.UserOrder = cmp.Or(c.UserOrder, OrderCreated)
 	c.TieSpan = cmp.Or(c.TieSpan, 30*24*time.Hour)
 	return c

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sjbackfill/backfill/internal/clock"
 	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
 )
 
@@ -23,6 +24,9 @@ func TestFixedWindowsResetAtEachSpanWhereSlidingOnesRemember(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			statuses := map[string][]int{}
+			// Both simulators share a clock that starts 700 ms into a span.
+			now := clock.NewManual(time.Now().Truncate(time.Second).Add(700 * time.Millisecond))
+			tc.cfg.Now = now.Now
 			fixed, sliding := tc.cfg, tc.cfg
 			fixed.ThrottleWindow, sliding.ThrottleWindow = skilljarsim.ThrottleFixed, skilljarsim.ThrottleSliding
 			clients := map[string]*apiClient{
@@ -30,14 +34,13 @@ func TestFixedWindowsResetAtEachSpanWhereSlidingOnesRemember(t *testing.T) {
 				"sliding": newClient(t, start(t, sliding)),
 			}
 			// Three calls late in one span, three more just after the next one starts.
-			untilOffset(time.Second, 700*time.Millisecond)
 			for range 3 {
 				for name, c := range clients {
 					resp, _ := c.get("/v1/ping")
 					statuses[name] = append(statuses[name], resp.StatusCode)
 				}
 			}
-			untilOffset(time.Second, 50*time.Millisecond)
+			now.Advance(350 * time.Millisecond)
 			for range 3 {
 				for name, c := range clients {
 					resp, _ := c.get("/v1/ping")
@@ -65,14 +68,4 @@ func TestAnUnknownThrottleWindowIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `ThrottleWindow must be "sliding" or "fixed", got "leaky"`) {
 		t.Fatalf("Start with an unknown window = %v", err)
 	}
-}
-
-// untilOffset sleeps until the clock stands offset past a whole multiple of period.
-func untilOffset(period, offset time.Duration) {
-	now := time.Now()
-	d := offset - now.Sub(now.Truncate(period))
-	if d < 0 {
-		d += period
-	}
-	time.Sleep(d)
 }
