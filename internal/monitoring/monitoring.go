@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,7 +45,10 @@ type Config struct {
 // Handler serves asynqmon. It has no authentication of its own: mount it behind httpapi
 // (Deps.Monitoring), which requires the API token and refuses cross-origin changes.
 type Handler struct {
-	ui *asynqmon.HTTPHandler
+	ui        *asynqmon.HTTPHandler
+	inspector *asynq.Inspector
+	// queuesAPI is the path prefix of the UI's per-queue API routes.
+	queuesAPI string
 }
 
 // New builds the UI. Close it to release its Redis connections.
@@ -73,13 +77,54 @@ func New(cfg Config, runs RunReader) (*Handler, error) {
 		PayloadFormatter:  asynqmon.PayloadFormatterFunc(f.payload),
 		ResultFormatter:   asynqmon.ResultFormatterFunc(f.result),
 	})
-	return &Handler{ui: ui}, nil
+	return &Handler{ui: ui, inspector: asynq.NewInspector(cfg.Redis), queuesAPI: strings.TrimRight(cfg.RootPath, "/") + "/api/queues/"}, nil
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.ui.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The UI's buttons delete, run and archive tasks and pause queues, so no other site may
+	// frame it to trick a click: CSP for current browsers, X-Frame-Options for older ones.
+	w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
+	if name, ok := h.queueName(r); ok {
+		if status, msg := h.checkQueue(name); status != 0 {
+			http.Error(w, msg, status)
+			return
+		}
+	}
+	h.ui.ServeHTTP(w, r)
+}
+
+// queueName is the path segment naming the queue of a per-queue API request.
+func (h *Handler) queueName(r *http.Request) (string, bool) {
+	rest, ok := strings.CutPrefix(r.URL.Path, h.queuesAPI)
+	if !ok {
+		return "", false
+	}
+	name, _, _ := strings.Cut(rest, "/")
+	return name, true
+}
+
+// checkQueue answers a status and message for a queue name that names no queue; asynqmon
+// itself answers 500 for those, as if the server were at fault.
+func (h *Handler) checkQueue(name string) (int, string) {
+	if strings.TrimSpace(name) == "" {
+		return http.StatusBadRequest, "a queue name must contain one or more characters"
+	}
+	queues, err := h.inspector.Queues()
+	if err != nil {
+		// Redis is down: asynqmon reports that itself, as the 500 it is.
+		return 0, ""
+	}
+	// The segment may end in an action (backfill:pause), which asynqmon routes apart.
+	bare, _, _ := strings.Cut(name, ":")
+	if !slices.Contains(queues, name) && !slices.Contains(queues, bare) {
+		return http.StatusNotFound, fmt.Sprintf("queue %q does not exist; the queues are %s", name, strings.Join(queues, ", "))
+	}
+	return 0, ""
+}
 
 // Close releases the UI's Redis connections.
-func (h *Handler) Close() error { return h.ui.Close() }
+func (h *Handler) Close() error { return errors.Join(h.ui.Close(), h.inspector.Close()) }
 
 // formatter describes tasks by the run they advance, read from the run store as the UI
 // lists them.
