@@ -108,7 +108,7 @@ func (s *stack) env(extra ...string) []string {
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"REDIS_URL=" + s.redis.URL(),
 		"SKILLJAR_BASE_URL=" + s.sj.URL(), "SKILLJAR_API_KEY=" + s.sj.APIKey(),
-		"SALESFORCE_ENVIRONMENT=" + s.sf.LoginURL(),
+		"SALESFORCE_ENVIRONMENT=" + s.sf.LoginURL(), "SALESFORCE_LOGIN_ORIGINS=" + s.sf.LoginURL(),
 		"SALESFORCE_CLIENT_ID=" + s.sf.ClientID(), "SALESFORCE_CLIENT_SECRET=" + s.sf.ClientSecret(),
 		"BACKFILL_SECRET_KEY=" + s.key, "LOG_LEVEL=info",
 	}, extra...)

@@ -95,11 +95,12 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
   SKILLJAR_API_KEY=%s
 Salesforce simulator   login %s   instance %s
   SALESFORCE_ENVIRONMENT=%s
+  SALESFORCE_LOGIN_ORIGINS=%s
   SALESFORCE_CLIENT_ID=%s
   SALESFORCE_CLIENT_SECRET=%s
 Press Ctrl-C to stop.
 `, s.sj.URL(), f.domains, f.users, f.courses, s.sj.URL(), s.sj.APIKey(),
-		s.sf.LoginURL(), s.sf.InstanceURL(), s.sf.LoginURL(), s.sf.ClientID(), s.sf.ClientSecret())
+		s.sf.LoginURL(), s.sf.InstanceURL(), s.sf.LoginURL(), s.sf.LoginURL(), s.sf.ClientID(), s.sf.ClientSecret())
 	<-ctx.Done()
 	return exitOK
 }

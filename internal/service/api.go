@@ -45,7 +45,7 @@ func NewAPI(p *Parts) (*API, error) {
 			if err != nil || s.Environment == "" {
 				return "", ""
 			}
-			login, err := config.LoginURL(s.Environment)
+			login, err := config.LoginURL(s.Environment, p.Config.SalesforceLoginOrigins)
 			if err != nil {
 				return "", ""
 			}
