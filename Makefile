@@ -40,3 +40,15 @@ demo: ## Run a real backfill end to end on the embedded Redis and simulators (US
 .PHONY: dev
 dev: ## Run every role in one process on the embedded Redis and simulators
 	$(GO) run ./cmd/backfill dev $(ARGS)
+
+# Fuzz targets as name:package. Their seed corpora (testdata/fuzz) run in `make test`.
+FUZZ_TARGETS := FuzzDecode:./internal/httpapi FuzzParse:./internal/mapping \
+	FuzzQuoteString:./internal/sim/salesforcesim FuzzDecodePage:./internal/skilljar
+FUZZTIME ?= 1m
+
+.PHONY: fuzz
+fuzz: ## Fuzz the request decoder, mapping parser, SOQL quoting and Skilljar page decoders, FUZZTIME (1m) each; failing inputs stay in testdata/fuzz as seeds
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzzing $${t%%:*} in $${t#*:} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}"; \
+	done
