@@ -52,3 +52,9 @@ fuzz: ## Fuzz the request decoder, mapping parser, SOQL quoting and Skilljar pag
 		echo "fuzzing $${t%%:*} in $${t#*:} for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}"; \
 	done
+
+.PHONY: chaos
+chaos: deps ## Backfill USERS (20000) learners while KILLS (19) seeded SIGKILLs hit workers and Redis; SEED repeats a schedule
+	BACKFILL_CHAOS_USERS=$(or $(USERS),20000) BACKFILL_CHAOS_KILLS=$(or $(KILLS),19) BACKFILL_CHAOS_TIMEOUT=55m \
+		$(if $(SEED),BACKFILL_CHAOS_SEED=$(SEED)) \
+		$(GO) test -race -count=1 -run '^TestChaos$$' -v -timeout 60m ./cmd/backfill

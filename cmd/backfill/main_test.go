@@ -69,7 +69,13 @@ type stack struct {
 
 func newStack(t testing.TB, sjc skilljarsim.Config, sfc salesforcesim.Config) *stack {
 	t.Helper()
-	s := &stack{ctx: context.Background(), redis: redistest.Start(t)}
+	return newStackWith(t, sjc, sfc, redistest.Options{})
+}
+
+// newStackWith is newStack on a Redis started with opts.
+func newStackWith(t testing.TB, sjc skilljarsim.Config, sfc salesforcesim.Config, opts redistest.Options) *stack {
+	t.Helper()
+	s := &stack{ctx: context.Background(), redis: redistest.StartWith(t, opts)}
 	var err error
 	if s.sj, err = skilljarsim.Start(sjc, "127.0.0.1:0"); err != nil {
 		t.Fatal(err)

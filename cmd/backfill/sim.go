@@ -18,6 +18,7 @@ type simFlags struct {
 	domains, users, courses      int
 	latency                      time.Duration
 	faultRate                    float64
+	lockErrorRate                float64
 	perMinute, perHour           int
 	dailyLimit                   int
 	sessionTTL                   time.Duration
@@ -32,6 +33,10 @@ func (f *simFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.courses, "courses", 20, "Skilljar courses")
 	fs.DurationVar(&f.latency, "latency", 0, "added latency per response, both simulators")
 	fs.Float64Var(&f.faultRate, "fault-rate", 0, "probability of a 5xx per request, both simulators")
+	// Salesforce fails a record with UNABLE_TO_LOCK_ROW when another transaction holds its
+	// row (or its parent's) for over 10 s; it is transient and retried per record
+	// (help.salesforce.com/apex/HTViewSolution?id=000229525).
+	fs.Float64Var(&f.lockErrorRate, "lock-error-rate", 0, "probability of UNABLE_TO_LOCK_ROW per written Salesforce record")
 	fs.IntVar(&f.perMinute, "skilljar-per-minute", 600, "Skilljar per-minute limit per key (0 = none)")
 	fs.IntVar(&f.perHour, "skilljar-per-hour", 5000, "Skilljar hourly limit per key (0 = none)")
 	fs.IntVar(&f.dailyLimit, "salesforce-daily-limit", 100000, "Salesforce DailyApiRequests maximum")
@@ -48,7 +53,7 @@ func (f *simFlags) skilljar() skilljarsim.Config {
 func (f *simFlags) salesforce() salesforcesim.Config {
 	return salesforcesim.Config{
 		DailyLimit: f.dailyLimit, SessionTTL: f.sessionTTL, Latency: f.latency,
-		FaultRate: f.faultRate, Seed: uint64(f.seed),
+		FaultRate: f.faultRate, LockRate: f.lockErrorRate, Seed: uint64(f.seed),
 	}
 }
 
