@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/sjbackfill/backfill/internal/connection"
@@ -57,14 +58,16 @@ func TestMain(m *testing.M) {
 // stack is a private Redis and both simulators, with a Salesforce grant stored the way the
 // OAuth callback stores it.
 type stack struct {
-	ctx    context.Context
-	redis  *redistest.Server
-	sj     *skilljarsim.Sim
-	sf     *salesforcesim.Sim
-	key    string
-	conn   *connection.Store
-	store  *runstore.Store
-	engine *pipeline.Engine
+	ctx context.Context
+	// redis is the stack's redis-server when it started one; redisURL reaches Redis.
+	redis    *redistest.Server
+	redisURL string
+	sj       *skilljarsim.Sim
+	sf       *salesforcesim.Sim
+	key      string
+	conn     *connection.Store
+	store    *runstore.Store
+	engine   *pipeline.Engine
 }
 
 func newStack(t testing.TB, sjc skilljarsim.Config, sfc salesforcesim.Config) *stack {
@@ -75,7 +78,17 @@ func newStack(t testing.TB, sjc skilljarsim.Config, sfc salesforcesim.Config) *s
 // newStackWith is newStack on a Redis started with opts.
 func newStackWith(t testing.TB, sjc skilljarsim.Config, sfc salesforcesim.Config, opts redistest.Options) *stack {
 	t.Helper()
-	s := &stack{ctx: context.Background(), redis: redistest.StartWith(t, opts)}
+	r := redistest.StartWith(t, opts)
+	s := newStackOn(t, sjc, sfc, r.URL(), r.Client(t), asynq.RedisClientOpt{Addr: r.Addr})
+	s.redis = r
+	return s
+}
+
+// newStackOn is newStack on a Redis deployment the caller started: its REDIS_URL, a client
+// and asynq's options for it.
+func newStackOn(t testing.TB, sjc skilljarsim.Config, sfc salesforcesim.Config, redisURL string, rdb redis.UniversalClient, opt asynq.RedisConnOpt) *stack {
+	t.Helper()
+	s := &stack{ctx: context.Background(), redisURL: redisURL}
 	var err error
 	if s.sj, err = skilljarsim.Start(sjc, "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
@@ -88,7 +101,6 @@ func newStackWith(t testing.TB, sjc skilljarsim.Config, sfc salesforcesim.Config
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	s.key = hex.EncodeToString(b)
-	rdb := s.redis.Client(t)
 	if s.conn, err = connection.NewStore(rdb, b, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +112,7 @@ func newStackWith(t testing.TB, sjc skilljarsim.Config, sfc salesforcesim.Config
 		t.Fatal(err)
 	}
 	s.store = runstore.New(rdb, runstore.Options{})
-	client := asynq.NewClient(asynq.RedisClientOpt{Addr: s.redis.Addr})
+	client := asynq.NewClient(opt)
 	t.Cleanup(func() { _ = client.Close() })
 	if s.engine, err = pipeline.New(pipeline.Config{}, pipeline.Deps{Store: s.store, Enqueuer: client, Logger: zerolog.Nop()}); err != nil {
 		t.Fatal(err)
@@ -112,7 +124,7 @@ func newStackWith(t testing.TB, sjc skilljarsim.Config, sfc salesforcesim.Config
 func (s *stack) env(extra ...string) []string {
 	return append([]string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"REDIS_URL=" + s.redis.URL(),
+		"REDIS_URL=" + s.redisURL,
 		"SKILLJAR_BASE_URL=" + s.sj.URL(), "SKILLJAR_API_KEY=" + s.sj.APIKey(),
 		"SALESFORCE_ENVIRONMENT=" + s.sf.LoginURL(), "SALESFORCE_LOGIN_ORIGINS=" + s.sf.LoginURL(),
 		"SALESFORCE_CLIENT_ID=" + s.sf.ClientID(), "SALESFORCE_CLIENT_SECRET=" + s.sf.ClientSecret(),
