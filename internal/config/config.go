@@ -37,7 +37,7 @@ var all = []string{RoleAPI, RoleWorker, RoleScheduler}
 
 // Vars lists every variable, in the order `backfill help` and the README show them.
 var Vars = []Var{
-	{Name: "REDIS_URL", Required: all, Doc: "Redis for queues, runs and checkpoints: redis://[:password@]host:6379/0, rediss:// for TLS, or redis-sentinel://host:26379/0?master_name=mymaster. Use appendonly yes and maxmemory-policy noeviction."},
+	{Name: "REDIS_URL", Required: all, Doc: "Redis for queues, runs and checkpoints: redis://[:password@]host:6379/0, rediss:// for TLS, or redis-sentinel://host1:26379,host2:26379,host3:26379?master=mymaster (database 0; the password in this form is the sentinels'). Use appendonly yes and maxmemory-policy noeviction."},
 	{Name: "SKILLJAR_API_KEY", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "Skilljar API key (Organization settings → API Credentials); a read-only key is enough."},
 	{Name: "SKILLJAR_BASE_URL", Roles: []string{RoleAPI, RoleWorker}, Default: "https://api.skilljar.com", Doc: "Skilljar API root, without /v1."},
 	{Name: "SKILLJAR_RATE_LIMIT", Roles: []string{RoleAPI, RoleWorker}, Default: "600/1m,5000/1h", Doc: "Skilljar call budget shared by every process, as count/period pairs. Skilljar publishes no limit; 600/min and 5,000/hour come from a third-party connector."},
