@@ -72,22 +72,23 @@ type Config struct {
 	// SalesforceLoginURL is the login host derived from SALESFORCE_ENVIRONMENT.
 	SalesforceLoginURL    string
 	SalesforceEnvironment string
+	SalesforceRedirectURL string
+	SalesforceAPIVersion  string
+	APIToken              string
+	SecretKey             []byte
+	HTTPAddr              string
+	CatchupCron           string
+	MappingFile           string
+	WorkerConcurrency     int
+	MetricsAddr           string
+	SliceDuration         time.Duration
+	MonitoringReadOnly    bool
+	PrometheusURL         string
+	LogLevel              string
+
 	// SalesforceLoginOrigins are the origins SALESFORCE_LOGIN_ORIGINS allows besides
 	// Salesforce's own login hosts.
 	SalesforceLoginOrigins []string
-	SalesforceRedirectURL  string
-	SalesforceAPIVersion   string
-	APIToken               string
-	SecretKey              []byte
-	HTTPAddr               string
-	CatchupCron            string
-	MappingFile            string
-	WorkerConcurrency      int
-	MetricsAddr            string
-	SliceDuration          time.Duration
-	MonitoringReadOnly     bool
-	PrometheusURL          string
-	LogLevel               string
 }
 
 // Error names the variable at fault and what it expects, in one line.
