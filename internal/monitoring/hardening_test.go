@@ -7,6 +7,7 @@ import (
 
 	"github.com/sjbackfill/backfill/internal/monitoring"
 	"github.com/sjbackfill/backfill/internal/pipeline"
+	"github.com/sjbackfill/backfill/jobs"
 )
 
 // The UI's buttons delete, run and archive tasks and pause queues: another site must not
@@ -25,25 +26,36 @@ func TestEveryAnswerOfTheUIForbidsFraming(t *testing.T) {
 	}
 }
 
-// A queue name asynq cannot hold is the client's mistake: a 4xx, never asynqmon's 500.
+// A queue or task that does not exist is the client's mistake: a 4xx, never asynqmon's 500.
 func TestQueueNamesThatCannotExistAnswer4xx(t *testing.T) {
 	t.Parallel()
 	e := start(t, monitoring.Config{})
 	if _, _, err := e.Engine.Start(e.Ctx, pipeline.StartRequest{Trigger: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{
-		"/monitoring/api/queues/%00", "/monitoring/api/queues/%20", "/monitoring/api/queues/nosuch",
-		"/monitoring/api/queues/%00/pending_tasks", "/monitoring/api/queues/nosuch/pending_tasks",
-		"/monitoring/api/queues/%00/tasks/x", "/monitoring/api/queues/%ff%fe", "/monitoring/api/queues/nosuch:pause",
+	for _, rq := range []struct{ method, path string }{
+		{"GET", "/monitoring/api/queues/%00"}, {"GET", "/monitoring/api/queues/%20"}, {"GET", "/monitoring/api/queues/nosuch"},
+		{"GET", "/monitoring/api/queues/%00/pending_tasks"}, {"GET", "/monitoring/api/queues/nosuch/pending_tasks"},
+		{"GET", "/monitoring/api/queues/%00/tasks/x"}, {"GET", "/monitoring/api/queues/%ff%fe"}, {"POST", "/monitoring/api/queues/nosuch:pause"},
+		{"GET", "/monitoring/api/queues/backfill:resume"},
+		// A task that is not there is the client's mistake too.
+		{"DELETE", "/monitoring/api/queues/backfill/pending_tasks/%00"}, {"POST", "/monitoring/api/queues/backfill/scheduled_tasks/%ff:run"},
+		{"POST", "/monitoring/api/queues/backfill/archived_tasks/nosuch:run"},
 	} {
-		r := e.DoRaw(t, http.MethodGet, path, nil, asOperator(e)...)
+		r := e.DoRaw(t, rq.method, rq.path, nil, asOperator(e)...)
 		if r.StatusCode < 400 || r.StatusCode > 499 {
-			t.Errorf("GET %s: %d, want a 4xx; body %.200s", path, r.StatusCode, r.Body)
+			t.Errorf("%s %s: %d, want a 4xx; body %.200s", rq.method, rq.path, r.StatusCode, r.Body)
 		}
 	}
-	// A real queue still answers.
+	// A real queue and a real task still answer.
 	if r := e.DoRaw(t, http.MethodGet, "/monitoring/api/queues/backfill", nil, asOperator(e)...); r.StatusCode != http.StatusOK {
 		t.Fatalf("GET the backfill queue: %d %.200s", r.StatusCode, r.Body)
+	}
+	pending, err := e.Inspector.ListPendingTasks(jobs.QueueBackfill)
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("pending tasks: %d (%v)", len(pending), err)
+	}
+	if r := e.DoRaw(t, http.MethodGet, "/monitoring/api/queues/backfill/tasks/"+pending[0].ID, nil, asOperator(e)...); r.StatusCode != http.StatusOK {
+		t.Fatalf("GET the pending slice task: %d %.200s", r.StatusCode, r.Body)
 	}
 }

@@ -85,8 +85,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// frame it to trick a click: CSP for current browsers, X-Frame-Options for older ones.
 	w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
 	w.Header().Set("X-Frame-Options", "DENY")
-	if name, ok := h.queueName(r); ok {
-		if status, msg := h.checkQueue(name); status != 0 {
+	if queue, task, ok := h.taskRef(r); ok {
+		if status, msg := h.check(queue, task); status != 0 {
 			http.Error(w, msg, status)
 			return
 		}
@@ -94,20 +94,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.ui.ServeHTTP(w, r)
 }
 
-// queueName is the path segment naming the queue of a per-queue API request.
-func (h *Handler) queueName(r *http.Request) (string, bool) {
+// taskRef reads the queue, and the task when there is one, that a per-queue API request
+// names: /api/queues/{queue}[:pause|:resume] or /api/queues/{queue}/{state}_tasks/{id}[:action].
+func (h *Handler) taskRef(r *http.Request) (queue, task string, ok bool) {
 	rest, ok := strings.CutPrefix(r.URL.Path, h.queuesAPI)
 	if !ok {
-		return "", false
+		return "", "", false
 	}
-	name, _, _ := strings.Cut(rest, "/")
-	return name, true
+	parts := strings.Split(rest, "/")
+	queue = parts[0]
+	if len(parts) == 1 && r.Method == http.MethodPost {
+		queue = strings.TrimSuffix(strings.TrimSuffix(queue, ":pause"), ":resume")
+	}
+	if len(parts) == 3 {
+		// Task ids hold colons (slice:run:seq), so only the actions asynqmon routes are cut.
+		task = parts[2]
+		if r.Method == http.MethodPost {
+			for _, action := range []string{":run", ":archive", ":cancel"} {
+				task = strings.TrimSuffix(task, action)
+			}
+		}
+	}
+	return queue, task, true
 }
 
-// checkQueue answers a status and message for a queue name that names no queue; asynqmon
+// check answers a status and message for a queue or task that does not exist; asynqmon
 // itself answers 500 for those, as if the server were at fault.
-func (h *Handler) checkQueue(name string) (int, string) {
-	if strings.TrimSpace(name) == "" {
+func (h *Handler) check(queue, task string) (int, string) {
+	if strings.TrimSpace(queue) == "" {
 		return http.StatusBadRequest, "a queue name must contain one or more characters"
 	}
 	queues, err := h.inspector.Queues()
@@ -115,10 +129,18 @@ func (h *Handler) checkQueue(name string) (int, string) {
 		// Redis is down: asynqmon reports that itself, as the 500 it is.
 		return 0, ""
 	}
-	// The segment may end in an action (backfill:pause), which asynqmon routes apart.
-	bare, _, _ := strings.Cut(name, ":")
-	if !slices.Contains(queues, name) && !slices.Contains(queues, bare) {
-		return http.StatusNotFound, fmt.Sprintf("queue %q does not exist; the queues are %s", name, strings.Join(queues, ", "))
+	if !slices.Contains(queues, queue) {
+		known := "no queue exists yet"
+		if len(queues) > 0 {
+			known = "the queues are " + strings.Join(queues, ", ")
+		}
+		return http.StatusNotFound, fmt.Sprintf("queue %q does not exist; %s", queue, known)
+	}
+	if task == "" {
+		return 0, ""
+	}
+	if _, err := h.inspector.GetTaskInfo(queue, task); errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return http.StatusNotFound, fmt.Sprintf("task %q is not in queue %q (it may have finished)", task, queue)
 	}
 	return 0, ""
 }
