@@ -51,3 +51,21 @@ demo: ## Run a real backfill end to end on the embedded Redis and simulators (US
 .PHONY: dev
 dev: ## Run every role in one process on the embedded Redis and simulators
 	$(GO) run ./cmd/backfill dev $(ARGS)
+
+# Fuzz targets as name:package. Their seed corpora (testdata/fuzz) run in `make test`.
+FUZZ_TARGETS := FuzzDecode:./internal/httpapi FuzzParse:./internal/mapping \
+	FuzzQuoteString:./internal/sim/salesforcesim FuzzDecodePage:./internal/skilljar
+FUZZTIME ?= 1m
+
+.PHONY: fuzz
+fuzz: ## Fuzz the request decoder, mapping parser, SOQL quoting and Skilljar page decoders, FUZZTIME (1m) each; failing inputs stay in testdata/fuzz as seeds
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzzing $${t%%:*} in $${t#*:} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}"; \
+	done
+
+.PHONY: chaos
+chaos: deps ## Backfill USERS (20000) learners while KILLS (19) seeded SIGKILLs hit workers and Redis; SEED repeats a schedule
+	BACKFILL_CHAOS_USERS=$(or $(USERS),20000) BACKFILL_CHAOS_KILLS=$(or $(KILLS),19) BACKFILL_CHAOS_TIMEOUT=55m \
+		$(if $(SEED),BACKFILL_CHAOS_SEED=$(SEED)) \
+		$(GO) test -race -count=1 -run '^TestChaos$$' -v -timeout 60m ./cmd/backfill

@@ -147,12 +147,12 @@ func (d *devStack) connect(ctx context.Context, client *apiclient.Client) (conne
 }
 
 // walkConnectFlow goes through the OAuth web-server flow as an operator's browser would: the
-// API's connect route (with the token as the Basic password), the login host's authorize page
+// API's connect route (a POST, with the token as the Basic password), the login host's authorize page
 // (which the simulator approves at once), and the callback back to the settings page.
 func walkConnectFlow(ctx context.Context, baseURL, token string) error {
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/salesforce/connect", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/salesforce/connect", nil)
 	if err != nil {
 		return err
 	}

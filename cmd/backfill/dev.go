@@ -100,6 +100,7 @@ func startDev(ctx context.Context, o devOptions, getenv func(string) string, std
 	if !realSalesforce {
 		env["SALESFORCE_CLIENT_ID"], env["SALESFORCE_CLIENT_SECRET"] = d.sims.sf.ClientID(), d.sims.sf.ClientSecret()
 		env["SALESFORCE_ENVIRONMENT"] = d.sims.sf.LoginURL()
+		env["SALESFORCE_LOGIN_ORIGINS"] = d.sims.sf.LoginURL()
 	}
 	if env["BACKFILL_API_TOKEN"] == "" {
 		env["BACKFILL_API_TOKEN"] = randomHex(24)

@@ -226,7 +226,7 @@ func TestTwoSchedulersEnqueueEachCatchupTickOnce(t *testing.T) {
 	a.wait(t, 10*time.Second)
 	b.wait(t, 10*time.Second)
 
-	ins := asynq.NewInspector(asynq.RedisClientOpt{Addr: s.Redis.Addr})
+	ins := asynq.NewInspector(s.RedisConn)
 	defer ins.Close()
 	tasks, err := ins.ListPendingTasks("critical")
 	if err != nil {
@@ -255,7 +255,7 @@ func TestTwoSchedulersEnqueueEachCatchupTickOnce(t *testing.T) {
 // from then on nothing can move the run until someone resumes it.
 func (s *stack) waitNoSlices(t testing.TB, runID string, timeout time.Duration) {
 	t.Helper()
-	ins := asynq.NewInspector(asynq.RedisClientOpt{Addr: s.Redis.Addr})
+	ins := asynq.NewInspector(s.RedisConn)
 	defer ins.Close()
 	prefix := "slice:" + runID + ":"
 	lists := []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){

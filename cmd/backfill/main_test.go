@@ -62,7 +62,13 @@ type stack struct{ *stacktest.Stack }
 
 func newStack(t testing.TB, sjc skilljarsim.Config, sfc salesforcesim.Config) *stack {
 	t.Helper()
-	s := &stack{stacktest.Start(t, stacktest.Options{Skilljar: sjc, Salesforce: sfc})}
+	return newStackWith(t, stacktest.Options{Skilljar: sjc, Salesforce: sfc})
+}
+
+// newStackWith is newStack with every option of the stack, such as its Redis.
+func newStackWith(t testing.TB, o stacktest.Options) *stack {
+	t.Helper()
+	s := &stack{stacktest.Start(t, o)}
 	s.ConnectSalesforce(t)
 	return s
 }
@@ -74,9 +80,9 @@ func (s *stack) key() string { return hex.EncodeToString(s.SecretKey) }
 func (s *stack) env(extra ...string) []string {
 	return append([]string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"REDIS_URL=" + s.Redis.URL(),
+		"REDIS_URL=" + s.RedisURL,
 		"SKILLJAR_BASE_URL=" + s.Skilljar.URL(), "SKILLJAR_API_KEY=" + s.Skilljar.APIKey(),
-		"SALESFORCE_ENVIRONMENT=" + s.Salesforce.LoginURL(),
+		"SALESFORCE_ENVIRONMENT=" + s.Salesforce.LoginURL(), "SALESFORCE_LOGIN_ORIGINS=" + s.Salesforce.LoginURL(),
 		"SALESFORCE_CLIENT_ID=" + s.Salesforce.ClientID(), "SALESFORCE_CLIENT_SECRET=" + s.Salesforce.ClientSecret(),
 		"BACKFILL_SECRET_KEY=" + s.key(), "LOG_LEVEL=info",
 	}, extra...)

@@ -20,6 +20,7 @@ type simFlags struct {
 	domains, users, courses      int
 	latency                      time.Duration
 	faultRate                    float64
+	lockErrorRate                float64
 	perMinute, perHour           int
 	throttleWindow               string
 	dailyLimit                   int
@@ -41,6 +42,10 @@ func (f *simFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.courses, "courses", 20, "Skilljar courses")
 	fs.DurationVar(&f.latency, "latency", 0, "added latency per response, both simulators")
 	fs.Float64Var(&f.faultRate, "fault-rate", 0, "probability of a 5xx per request, both simulators")
+	// Salesforce fails a record with UNABLE_TO_LOCK_ROW when another transaction holds its
+	// row (or its parent's) for over 10 s; it is transient and retried per record
+	// (help.salesforce.com/apex/HTViewSolution?id=000229525).
+	fs.Float64Var(&f.lockErrorRate, "lock-error-rate", 0, "probability of UNABLE_TO_LOCK_ROW per written Salesforce record")
 	fs.IntVar(&f.perMinute, "skilljar-per-minute", 600, "Skilljar per-minute limit per key (0 = none)")
 	fs.IntVar(&f.perHour, "skilljar-per-hour", 5000, "Skilljar hourly limit per key (0 = none)")
 	fs.StringVar(&f.throttleWindow, "throttle-window", skilljarsim.ThrottleSliding, "how the Skilljar limits count: sliding (Django REST framework's throttle) or fixed (spans from whole multiples since the epoch)")
@@ -68,7 +73,7 @@ func (f *simFlags) salesforce() (salesforcesim.Config, error) {
 	}
 	return salesforcesim.Config{
 		DailyLimit: f.dailyLimit, SessionTTL: f.sessionTTL, Latency: f.latency,
-		FaultRate: f.faultRate, Seed: uint64(f.seed), Profiles: profiles, RefreshIdle: f.refreshIdle,
+		FaultRate: f.faultRate, LockRate: f.lockErrorRate, Seed: uint64(f.seed), Profiles: profiles, RefreshIdle: f.refreshIdle,
 	}, nil
 }
 
@@ -132,11 +137,12 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
   SKILLJAR_API_KEY=%s
 Salesforce simulator   login %s   instance %s
   SALESFORCE_ENVIRONMENT=%s
+  SALESFORCE_LOGIN_ORIGINS=%s
   SALESFORCE_CLIENT_ID=%s
   SALESFORCE_CLIENT_SECRET=%s
 Press Ctrl-C to stop.
 `, s.sj.URL(), f.domains, f.users, f.courses, s.sj.URL(), s.sj.APIKey(),
-		s.sf.LoginURL(), s.sf.InstanceURL(), s.sf.LoginURL(), s.sf.ClientID(), s.sf.ClientSecret())
+		s.sf.LoginURL(), s.sf.InstanceURL(), s.sf.LoginURL(), s.sf.LoginURL(), s.sf.ClientID(), s.sf.ClientSecret())
 	<-ctx.Done()
 	return exitOK
 }

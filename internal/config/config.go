@@ -38,7 +38,7 @@ var all = []string{RoleAPI, RoleWorker, RoleScheduler}
 
 // Vars lists every variable, in the order `backfill help` and the README show them.
 var Vars = []Var{
-	{Name: "REDIS_URL", Required: all, Doc: "Redis for queues, runs and checkpoints: redis://[:password@]host:6379/0, rediss:// for TLS, or redis-sentinel://host:26379/0?master_name=mymaster. Use appendonly yes and maxmemory-policy noeviction."},
+	{Name: "REDIS_URL", Required: all, Doc: "Redis for queues, runs and checkpoints: redis://[:password@]host:6379/0, rediss:// for TLS, or redis-sentinel://host1:26379,host2:26379,host3:26379?master=mymaster (database 0; the password in this form is the sentinels'). Use appendonly yes and maxmemory-policy noeviction."},
 	{Name: "SKILLJAR_API_KEY", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "Skilljar API key (Organization settings → API Credentials); a read-only key is enough."},
 	{Name: "SKILLJAR_BASE_URL", Roles: []string{RoleAPI, RoleWorker}, Default: "https://api.skilljar.com", Doc: "Skilljar API root, without /v1."},
 	{Name: "SKILLJAR_RATE_LIMIT", Roles: []string{RoleAPI, RoleWorker}, Default: "600/1m,5000/1h", Doc: "Skilljar call budget shared by every process, as count/period pairs. Skilljar publishes no limit; 600/min and 5,000/hour come from a third-party connector."},
@@ -47,6 +47,7 @@ var Vars = []Var{
 	{Name: "SALESFORCE_CLIENT_ID", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "Consumer key of the connected app or External Client App."},
 	{Name: "SALESFORCE_CLIENT_SECRET", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "Consumer secret of the connected app."},
 	{Name: "SALESFORCE_ENVIRONMENT", Roles: []string{RoleAPI, RoleWorker}, Default: "production", Doc: "Login host: production (login.salesforce.com), sandbox (test.salesforce.com) or a My Domain URL such as https://acme.my.salesforce.com."},
+	{Name: "SALESFORCE_LOGIN_ORIGINS", Roles: []string{RoleAPI, RoleWorker}, Doc: "Login origins an environment may name besides Salesforce's own (login.salesforce.com, test.salesforce.com, <name>.my.salesforce.com and <name>.sandbox.my.salesforce.com, over https), comma-separated, such as http://127.0.0.1:8082 for the simulator or another My Domain form. The next connect sends the client secret there."},
 	{Name: "SALESFORCE_REDIRECT_URL", Roles: []string{RoleAPI}, Required: []string{RoleAPI}, Doc: "OAuth callback registered on the connected app: https://<this host>/salesforce/callback."},
 	{Name: "SALESFORCE_API_VERSION", Roles: []string{RoleAPI, RoleWorker}, Default: "62.0", Doc: "Salesforce REST API version (46.0 or later)."},
 	{Name: "BACKFILL_API_TOKEN", Roles: []string{RoleAPI}, Required: []string{RoleAPI}, Doc: "Bearer token for /v1/*, and the password (any user name) for the page and /monitoring. At least 16 characters."},
@@ -89,6 +90,10 @@ type Config struct {
 	MonitoringReadOnly    bool
 	PrometheusURL         string
 	LogLevel              string
+
+	// SalesforceLoginOrigins are the origins SALESFORCE_LOGIN_ORIGINS allows besides
+	// Salesforce's own login hosts.
+	SalesforceLoginOrigins []string
 }
 
 // Error names the variable at fault and what it expects, in one line.
@@ -147,7 +152,10 @@ func Load(role string, getenv func(string) string) (Config, error) {
 	if c.SkilljarRateMargin, err = rateMargin(get("SKILLJAR_RATE_MARGIN"), c.SkilljarRateLimit); err != nil {
 		return c, err
 	}
-	if c.SalesforceLoginURL, err = LoginURL(c.SalesforceEnvironment); err != nil {
+	if c.SalesforceLoginOrigins, err = ParseLoginOrigins(get("SALESFORCE_LOGIN_ORIGINS")); err != nil {
+		return c, err
+	}
+	if c.SalesforceLoginURL, err = LoginURL(c.SalesforceEnvironment, c.SalesforceLoginOrigins); err != nil {
 		return c, err
 	}
 	if c.SalesforceRedirectURL != "" {
@@ -202,18 +210,72 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 	return p.Parse(spec)
 }
 
-// LoginURL maps SALESFORCE_ENVIRONMENT to the OAuth login host.
-func LoginURL(env string) (string, error) {
+// LoginURL maps an environment (SALESFORCE_ENVIRONMENT, or the settings page's choice) to
+// the OAuth login host: production, sandbox, a My Domain URL over https
+// (<name>.my.salesforce.com or <name>.sandbox.my.salesforce.com), or one of the extra
+// origins. Nothing else: the next connect sends the client secret to that host.
+func LoginURL(env string, extra []string) (string, error) {
 	switch strings.ToLower(env) {
 	case "", "production":
 		return "https://login.salesforce.com", nil
 	case "sandbox":
 		return "https://test.salesforce.com", nil
 	}
-	if err := checkHTTPURL("SALESFORCE_ENVIRONMENT", env); err != nil {
-		return "", &Error{"SALESFORCE_ENVIRONMENT", fmt.Sprintf("%q is not production, sandbox or a My Domain URL such as https://acme.my.salesforce.com", env)}
+	origin := strings.TrimRight(env, "/")
+	if slices.Contains(extra, origin) || salesforceLoginOrigin(origin) {
+		return origin, nil
 	}
-	return strings.TrimRight(env, "/"), nil
+	return "", &Error{"SALESFORCE_ENVIRONMENT", fmt.Sprintf("%q is not production, sandbox or a My Domain URL such as https://acme.my.salesforce.com; other login origins must be listed in SALESFORCE_LOGIN_ORIGINS", env)}
+}
+
+// salesforceLoginOrigin reports an https origin, without port, path or credentials, on one
+// of Salesforce's login hosts.
+func salesforceLoginOrigin(origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Scheme != "https" || u.User != nil || u.Port() != "" || u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "login.salesforce.com" || host == "test.salesforce.com" {
+		return true
+	}
+	name, ok := strings.CutSuffix(host, ".my.salesforce.com")
+	if !ok {
+		return false
+	}
+	name = strings.TrimSuffix(name, ".sandbox")
+	return dnsLabel(name)
+}
+
+// dnsLabel reports one DNS label: letters, digits and inner hyphens (My Domain names of
+// sandboxes hold "--").
+func dnsLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseLoginOrigins reads SALESFORCE_LOGIN_ORIGINS: comma-separated http(s) origins.
+func ParseLoginOrigins(raw string) ([]string, error) {
+	var out []string
+	for part := range strings.SplitSeq(raw, ",") {
+		o := strings.TrimRight(strings.TrimSpace(part), "/")
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Path != "" || u.RawQuery != "" {
+			return nil, &Error{"SALESFORCE_LOGIN_ORIGINS", fmt.Sprintf("%q is not an http(s) origin such as http://127.0.0.1:8082", o)}
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }
 
 // ParseSecretKey decodes a 32-byte key given as hex or base64.

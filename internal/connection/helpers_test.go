@@ -180,9 +180,29 @@ func newBrowser() *browser {
 // get fetches u and returns the final response's status, URL and body.
 func (b *browser) get(t testing.TB, u string) (int, *url.URL, string) {
 	t.Helper()
-	resp, err := b.client.Get(u)
+	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
-		t.Fatalf("GET %s: %v", u, err)
+		t.Fatal(err)
+	}
+	return b.do(t, req)
+}
+
+// connect presses the page's connect button (a same-origin POST) and follows the redirects.
+func (b *browser) connect(t testing.TB, base string) (int, *url.URL, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/salesforce/connect", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	return b.do(t, req)
+}
+
+func (b *browser) do(t testing.TB, req *http.Request) (int, *url.URL, string) {
+	t.Helper()
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
@@ -199,13 +219,13 @@ var noRedirects = &http.Client{
 // callback URL the browser would be sent to, not yet visited.
 func (e *env) authorize() *url.URL {
 	e.t.Helper()
-	resp, err := noRedirects.Get(e.server.URL + "/salesforce/connect")
+	resp, err := noRedirects.Post(e.server.URL+"/salesforce/connect", "", nil)
 	if err != nil {
-		e.t.Fatalf("GET /salesforce/connect: %v", err)
+		e.t.Fatalf("POST /salesforce/connect: %v", err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		e.t.Fatalf("GET /salesforce/connect: status %d, want 302", resp.StatusCode)
+	if resp.StatusCode != http.StatusSeeOther {
+		e.t.Fatalf("POST /salesforce/connect: status %d, want 303", resp.StatusCode)
 	}
 	resp, err = noRedirects.Get(resp.Header.Get("Location"))
 	if err != nil {
@@ -222,7 +242,7 @@ func (e *env) authorize() *url.URL {
 // connect runs the whole flow through the handler and fails the test unless it connects.
 func (e *env) connect() connection.Grant {
 	e.t.Helper()
-	status, final, body := newBrowser().get(e.t, e.server.URL+"/salesforce/connect")
+	status, final, body := newBrowser().connect(e.t, e.server.URL)
 	if status != http.StatusOK || final.Path != "/" || final.Query().Get("connected") != "1" {
 		e.t.Fatalf("connect flow ended at %s with %d: %s", final, status, body)
 	}

@@ -44,6 +44,9 @@ type OAuthConfig struct {
 	StateTTL time.Duration
 	// Now is the clock StateTTL is measured on. Defaults to time.Now.
 	Now func() time.Time
+	// CallbacksPerMinute bounds the callbacks this process answers in a minute; more get
+	// 429. Defaults to DefaultCallbacksPerMinute.
+	CallbacksPerMinute int
 	// HTTPClient sends token, identity and revoke requests. Defaults to one with a 30s timeout.
 	HTTPClient *http.Client
 	// Logger gets the flow's events; token values never reach it.
@@ -55,8 +58,9 @@ const DefaultStateTTL = 10 * time.Minute
 
 // Authorizer runs the OAuth web-server flow with PKCE, and disconnects.
 type Authorizer struct {
-	store *Store
-	cfg   OAuthConfig
+	store     *Store
+	cfg       OAuthConfig
+	callbacks *window
 
 	mu    sync.Mutex
 	hooks []func(context.Context)
@@ -72,7 +76,8 @@ func NewAuthorizer(store *Store, cfg OAuthConfig) *Authorizer {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
-	return &Authorizer{store: store, cfg: cfg}
+	cfg.CallbacksPerMinute = cmp.Or(cfg.CallbacksPerMinute, DefaultCallbacksPerMinute)
+	return &Authorizer{store: store, cfg: cfg, callbacks: &window{max: cfg.CallbacksPerMinute}}
 }
 
 // OnConnected registers fn to run after every successful connect, e.g. to resume runs that
@@ -154,7 +159,7 @@ func (e *ConsentError) Error() string {
 func (a *Authorizer) Complete(ctx context.Context, state, code string) (Status, error) {
 	st, err := a.complete(ctx, state, code)
 	if err != nil {
-		a.failed(ctx, err)
+		a.refused(ctx, err)
 	}
 	return st, err
 }
@@ -214,6 +219,18 @@ func (a *Authorizer) complete(ctx context.Context, state, code string) (Status, 
 }
 
 // failed records a connect attempt that did not connect.
+// refused logs a callback that did not connect. Only one with a valid state reaches the
+// activity log: anyone can send a browser to the callback with any state, and such
+// callbacks must not push the real events out of the log.
+func (a *Authorizer) refused(ctx context.Context, err error) {
+	var se *StateError
+	if errors.As(err, &se) {
+		a.cfg.Logger.Warn().Str("reason", se.Reason).Msg("refused a Salesforce callback without a valid OAuth state")
+		return
+	}
+	a.failed(ctx, err)
+}
+
 func (a *Authorizer) failed(ctx context.Context, err error) {
 	a.cfg.Logger.Warn().Err(err).Msg("Salesforce connect failed")
 	a.event(ctx, EventConnectFailed, err.Error())

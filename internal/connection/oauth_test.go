@@ -21,7 +21,7 @@ func TestConnectFlowWithPKCEStoresASealedGrantAndReportsConnected(t *testing.T) 
 	e.auth.OnConnected(func(context.Context) { hookRuns.Add(1) })
 
 	b := newBrowser()
-	status, final, body := b.get(t, e.server.URL+"/salesforce/connect")
+	status, final, body := b.connect(t, e.server.URL)
 	if status != http.StatusOK || final.Path != "/" || final.Query().Get("connected") != "1" {
 		t.Fatalf("flow ended at %s with %d: %s", final, status, body)
 	}
@@ -303,7 +303,7 @@ func TestConnectGoesToTheEnvironmentChosenWhenTheAttemptBegins(t *testing.T) {
 	t.Cleanup(func() { _ = other.Close() })
 
 	b := newBrowser()
-	if status, final, body := b.get(t, e.server.URL+"/salesforce/connect"); status != http.StatusOK || final.Query().Get("connected") != "1" {
+	if status, final, body := b.connect(t, e.server.URL); status != http.StatusOK || final.Query().Get("connected") != "1" {
 		t.Fatalf("flow ended at %s with %d: %s", final, status, body)
 	}
 	if host := b.visited[0].Host; !strings.Contains(other.LoginURL(), host) {

@@ -7,8 +7,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"net"
 	"net/http"
 	"sort"
+	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -241,4 +244,80 @@ func (s *Server) crossOriginProtection() *http.CrossOriginProtection {
 			Message: "cross-origin request refused: state-changing requests must come from this server's own pages or from a non-browser client"}
 	}))
 	return p
+}
+
+// Limits bound what one client can hold of the HTTP server: without them a body sent a byte
+// every few seconds keeps a connection and its goroutine for as long as the client likes.
+type Limits struct {
+	// ReadHeaderTimeout bounds reading the request line and headers.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading the whole request, body included. Bodies here are at most
+	// Config.MaxBodyBytes, which any client sends in well under this.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing the answer, against clients that stop reading.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a kept-alive connection that sends no next request.
+	IdleTimeout time.Duration
+	// MaxConns is how many connections are served at once; further ones wait in the
+	// listen backlog until one closes.
+	MaxConns int
+}
+
+// DefaultLimits are the limits the api role serves with.
+var DefaultLimits = Limits{
+	ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+	WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxConns: 512,
+}
+
+// Server returns an http.Server that serves h within the limits.
+func (l Limits) Server(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout,
+		WriteTimeout: l.WriteTimeout, IdleTimeout: l.IdleTimeout}
+}
+
+// Listener returns ln accepting at most MaxConns open connections at once.
+func (l Limits) Listener(ln net.Listener) net.Listener {
+	if l.MaxConns <= 0 {
+		return ln
+	}
+	return &limitListener{Listener: ln, slots: make(chan struct{}, l.MaxConns), done: make(chan struct{})}
+}
+
+// limitListener holds a slot per accepted connection until the connection is closed.
+type limitListener struct {
+	net.Listener
+	slots     chan struct{}
+	done      chan struct{} // closed by Close, so an Accept waiting for a slot returns
+	closeOnce sync.Once
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

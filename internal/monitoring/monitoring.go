@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,7 +45,10 @@ type Config struct {
 // Handler serves asynqmon. It has no authentication of its own: mount it behind httpapi
 // (Deps.Monitoring), which requires the API token and refuses cross-origin changes.
 type Handler struct {
-	ui *asynqmon.HTTPHandler
+	ui        *asynqmon.HTTPHandler
+	inspector *asynq.Inspector
+	// queuesAPI is the path prefix of the UI's per-queue API routes.
+	queuesAPI string
 }
 
 // New builds the UI. Close it to release its Redis connections.
@@ -73,13 +77,76 @@ func New(cfg Config, runs RunReader) (*Handler, error) {
 		PayloadFormatter:  asynqmon.PayloadFormatterFunc(f.payload),
 		ResultFormatter:   asynqmon.ResultFormatterFunc(f.result),
 	})
-	return &Handler{ui: ui}, nil
+	return &Handler{ui: ui, inspector: asynq.NewInspector(cfg.Redis), queuesAPI: strings.TrimRight(cfg.RootPath, "/") + "/api/queues/"}, nil
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.ui.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The UI's buttons delete, run and archive tasks and pause queues, so no other site may
+	// frame it to trick a click: CSP for current browsers, X-Frame-Options for older ones.
+	w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
+	if queue, task, ok := h.taskRef(r); ok {
+		if status, msg := h.check(queue, task); status != 0 {
+			http.Error(w, msg, status)
+			return
+		}
+	}
+	h.ui.ServeHTTP(w, r)
+}
+
+// taskRef reads the queue, and the task when there is one, that a per-queue API request
+// names: /api/queues/{queue}[:pause|:resume] or /api/queues/{queue}/{state}_tasks/{id}[:action].
+func (h *Handler) taskRef(r *http.Request) (queue, task string, ok bool) {
+	rest, ok := strings.CutPrefix(r.URL.Path, h.queuesAPI)
+	if !ok {
+		return "", "", false
+	}
+	parts := strings.Split(rest, "/")
+	queue = parts[0]
+	if len(parts) == 1 && r.Method == http.MethodPost {
+		queue = strings.TrimSuffix(strings.TrimSuffix(queue, ":pause"), ":resume")
+	}
+	if len(parts) == 3 {
+		// Task ids hold colons (slice:run:seq), so only the actions asynqmon routes are cut.
+		task = parts[2]
+		if r.Method == http.MethodPost {
+			for _, action := range []string{":run", ":archive", ":cancel"} {
+				task = strings.TrimSuffix(task, action)
+			}
+		}
+	}
+	return queue, task, true
+}
+
+// check answers a status and message for a queue or task that does not exist; asynqmon
+// itself answers 500 for those, as if the server were at fault.
+func (h *Handler) check(queue, task string) (int, string) {
+	if strings.TrimSpace(queue) == "" {
+		return http.StatusBadRequest, "a queue name must contain one or more characters"
+	}
+	queues, err := h.inspector.Queues()
+	if err != nil {
+		// Redis is down: asynqmon reports that itself, as the 500 it is.
+		return 0, ""
+	}
+	if !slices.Contains(queues, queue) {
+		known := "no queue exists yet"
+		if len(queues) > 0 {
+			known = "the queues are " + strings.Join(queues, ", ")
+		}
+		return http.StatusNotFound, fmt.Sprintf("queue %q does not exist; %s", queue, known)
+	}
+	if task == "" {
+		return 0, ""
+	}
+	if _, err := h.inspector.GetTaskInfo(queue, task); errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return http.StatusNotFound, fmt.Sprintf("task %q is not in queue %q (it may have finished)", task, queue)
+	}
+	return 0, ""
+}
 
 // Close releases the UI's Redis connections.
-func (h *Handler) Close() error { return h.ui.Close() }
+func (h *Handler) Close() error { return errors.Join(h.ui.Close(), h.inspector.Close()) }
 
 // formatter describes tasks by the run they advance, read from the run store as the UI
 // lists them.

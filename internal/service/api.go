@@ -45,7 +45,7 @@ func NewAPI(p *Parts) (*API, error) {
 			if err != nil || s.Environment == "" {
 				return "", ""
 			}
-			login, err := config.LoginURL(s.Environment)
+			login, err := config.LoginURL(s.Environment, p.Config.SalesforceLoginOrigins)
 			if err != nil {
 				return "", ""
 			}
@@ -94,9 +94,9 @@ const shutdownGrace = 10 * time.Second
 
 // Serve serves h on ln until ctx ends, then drains in-flight requests and returns.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, log zerolog.Logger) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := httpapi.DefaultLimits.Server(h)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(httpapi.DefaultLimits.Listener(ln)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve HTTP: %w", err)

@@ -189,7 +189,7 @@ func RunWorker(ctx context.Context, p *Parts) error {
 
 // Settings is the settings store, checking domains against Skilljar when a key is set.
 func (p *Parts) Settings() *settings.Store {
-	cfg := settings.Config{Objects: pipeline.Objects()}
+	cfg := settings.Config{Objects: pipeline.Objects(), LoginOrigins: p.Config.SalesforceLoginOrigins}
 	if p.Skilljar != nil {
 		cfg.Domains = p.Skilljar
 	}

@@ -95,6 +95,9 @@ type Config struct {
 	// Objects are the object names the mapping maps. Defaults to every object the
 	// mapping knows.
 	Objects []string
+	// LoginOrigins are the login origins an environment may name besides Salesforce's own
+	// (SALESFORCE_LOGIN_ORIGINS).
+	LoginOrigins []string
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 }
@@ -187,8 +190,8 @@ func (s *Store) Validate(ctx context.Context, st Settings) (Settings, error) {
 	if st.Environment != "" {
 		if low := strings.ToLower(st.Environment); low == "production" || low == "sandbox" {
 			st.Environment = low
-		} else if _, err := config.LoginURL(st.Environment); err != nil {
-			add("environment", "%q is not production, sandbox or a My Domain URL such as https://acme.my.salesforce.com; leave it empty to use SALESFORCE_ENVIRONMENT", st.Environment)
+		} else if _, err := config.LoginURL(st.Environment, s.cfg.LoginOrigins); err != nil {
+			add("environment", "%q is not production, sandbox or a My Domain URL over https such as https://acme.my.salesforce.com (other login origins must be listed in SALESFORCE_LOGIN_ORIGINS); leave it empty to use SALESFORCE_ENVIRONMENT", st.Environment)
 		} else {
 			st.Environment = strings.TrimRight(st.Environment, "/")
 		}

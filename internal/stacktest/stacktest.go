@@ -44,13 +44,31 @@ type Options struct {
 	Log io.Writer
 	// Now is the run store's clock; time.Now when nil.
 	Now func() time.Time
+	// Redis starts the stack's own redis-server with these options (AOF, for tests that
+	// restart it).
+	Redis redistest.Options
+	// External, when set, is a Redis deployment the test started itself (a primary, a
+	// replica and sentinels): the stack runs on it and starts no server.
+	External *ExternalRedis
+}
+
+// ExternalRedis is a Redis deployment a test started: how a role reaches it (REDIS_URL), a
+// client for the stores and asynq's options for the queues.
+type ExternalRedis struct {
+	URL    string
+	Client *redis.Client
+	Conn   asynq.RedisConnOpt
 }
 
 // Stack is one running set of parts.
 type Stack struct {
-	Ctx        context.Context
-	Redis      *redistest.Server
+	Ctx context.Context
+	// Redis is the stack's own redis-server; nil on an External deployment.
+	Redis *redistest.Server
+	// RedisURL, RDB and RedisConn reach Redis as a role, the stores and asynq do.
+	RedisURL   string
 	RDB        *redis.Client
+	RedisConn  asynq.RedisConnOpt
 	Skilljar   *skilljarsim.Sim
 	Salesforce *salesforcesim.Sim
 	// Source is the engine's Skilljar client; Sink is its Salesforce client, also the
@@ -69,8 +87,13 @@ type Stack struct {
 // Start builds the stack for t.
 func Start(t testing.TB, o Options) *Stack {
 	t.Helper()
-	s := &Stack{Ctx: context.Background(), Redis: redistest.Start(t), Logger: logger(o.Log)}
-	s.RDB = s.Redis.Client(t)
+	s := &Stack{Ctx: context.Background(), Logger: logger(o.Log)}
+	if e := o.External; e != nil {
+		s.RedisURL, s.RDB, s.RedisConn = e.URL, e.Client, e.Conn
+	} else {
+		s.Redis = redistest.StartWith(t, o.Redis)
+		s.RedisURL, s.RDB, s.RedisConn = s.Redis.URL(), s.Redis.Client(t), asynq.RedisClientOpt{Addr: s.Redis.Addr}
+	}
 	var err error
 	if s.Skilljar, err = skilljarsim.Start(o.Skilljar, "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
@@ -105,7 +128,7 @@ func Start(t testing.TB, o Options) *Stack {
 	if s.Connection, err = connection.NewStore(s.RDB, s.SecretKey, ""); err != nil {
 		t.Fatal(err)
 	}
-	s.Queue = asynq.NewClient(asynq.RedisClientOpt{Addr: s.Redis.Addr})
+	s.Queue = asynq.NewClient(s.RedisConn)
 	t.Cleanup(func() { _ = s.Queue.Close() })
 	if s.Engine, err = pipeline.New(o.Pipeline, pipeline.Deps{
 		Store: s.Store, Source: s.Source, Sink: sink, Contacts: s.Sink, Enqueuer: s.Queue, Logger: s.Logger,
@@ -129,7 +152,7 @@ func logger(w io.Writer) zerolog.Logger {
 // stop shuts it down gracefully and waits for it.
 func (s *Stack) StartWorker(t testing.TB) (stop func()) {
 	t.Helper()
-	srv := worker.NewServer(asynq.RedisClientOpt{Addr: s.Redis.Addr},
+	srv := worker.NewServer(s.RedisConn,
 		worker.Config{Concurrency: 2, ShutdownTimeout: 20 * time.Second, PollInterval: 50 * time.Millisecond}, s.Logger)
 	worker.Register(srv.Mux(), worker.Deps{Slices: s.Engine, Stop: srv.Stopping(), Logger: s.Logger})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/sjbackfill/backfill/internal/httpapi/apitest"
+	"github.com/sjbackfill/backfill/internal/testenv"
 )
 
 // chromium finds Debian's chromium: BACKFILL_CHROMIUM, /usr/bin/chromium, or on PATH.
@@ -38,7 +39,7 @@ func browser(t *testing.T) context.Context {
 	t.Helper()
 	path := chromium()
 	if path == "" {
-		t.Skip("BROWSER TEST SKIPPED: chromium not found (BACKFILL_CHROMIUM, /usr/bin/chromium, chromium or chromium-browser on PATH). " +
+		testenv.MissingTool(t, "BROWSER TEST SKIPPED: chromium not found (BACKFILL_CHROMIUM, /usr/bin/chromium, chromium or chromium-browser on PATH). "+
 			"Install it with `apt-get install -y chromium`; `make test` does that when it runs as root.")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],

@@ -118,7 +118,7 @@ func (p page) requireStatus(t testing.TB, want int) page {
 
 func (p page) requireRedirect(t *testing.T, location string) {
 	t.Helper()
-	if p.status != http.StatusSeeOther && p.status != http.StatusFound {
+	if p.status != http.StatusSeeOther && p.status != http.StatusFound && p.status != http.StatusTemporaryRedirect {
 		t.Fatalf("status %d, want a redirect to %s; body:\n%s", p.status, location, p.body)
 	}
 	if got := p.header.Get("Location"); got != location {

@@ -245,7 +245,8 @@ func (h *Handler) saveSettings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.PostForm.Get("action") == "connect" {
-		http.Redirect(w, r, "/salesforce/connect", http.StatusSeeOther)
+		// 307 has the browser repeat the POST there: a connect starts only from a POST.
+		http.Redirect(w, r, "/salesforce/connect", http.StatusTemporaryRedirect)
 		return
 	}
 	http.Redirect(w, r, "/?saved=1", http.StatusSeeOther)

@@ -178,6 +178,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serveAsset(w http.ResponseWriter, r *http.Request) {
+	// A name fs.FS cannot hold (invalid UTF-8, a NUL) would come back from the file server
+	// as a 500; it is a path that names no asset.
+	if !fs.ValidPath(strings.TrimPrefix(r.URL.Path, "/assets/")) {
+		h.renderError(w, r, &pageError{Status: http.StatusNotFound, Message: "There is no such asset."})
+		return
+	}
 	// Asset URLs carry a hash of the assets (see assetVersion), so a new build is a new URL.
 	w.Header().Set("Cache-Control", "private, max-age=86400")
 	h.assets.ServeHTTP(w, r)

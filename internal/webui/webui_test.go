@@ -106,8 +106,9 @@ func TestSaveAndAuthenticateSavesThenSendsTheBrowserToSalesforce(t *testing.T) {
 	if got, _ := e.Settings.Get(e.Ctx); got.Environment != "sandbox" {
 		t.Fatalf("settings were not saved before authenticating: %+v", got)
 	}
-	connect := e.get(t, "/salesforce/connect")
-	if loc := connect.header.Get("Location"); connect.status != http.StatusFound || !strings.HasPrefix(loc, e.Salesforce.LoginURL()+"/services/oauth2/authorize?") {
+	// The browser repeats the POST at the 307's Location.
+	connect := e.post(t, "/salesforce/connect", form)
+	if loc := connect.header.Get("Location"); connect.status != http.StatusSeeOther || !strings.HasPrefix(loc, e.Salesforce.LoginURL()+"/services/oauth2/authorize?") {
 		t.Fatalf("/salesforce/connect answered %d to %q, want the login host's authorize URL", connect.status, loc)
 	}
 }
@@ -373,11 +374,11 @@ func TestAuthenticationStatusTurnsGreenAfterConnecting(t *testing.T) {
 	t.Parallel()
 	e := setup(t, 10)
 	p := e.get(t, "/")
-	p.requireContains(t, `class="status bad" data-state="disconnected"`, "No Salesforce org is connected yet.", `href="/salesforce/connect"`)
+	p.requireContains(t, `class="status bad" data-state="disconnected"`, "No Salesforce org is connected yet.", `<form method="post" action="/salesforce/connect"`)
 
 	// The browser's round trip: our connect, Salesforce's authorize (the simulator approves at
 	// once), our callback.
-	authorize := e.get(t, "/salesforce/connect").header.Get("Location")
+	authorize := e.post(t, "/salesforce/connect", nil).header.Get("Location")
 	resp, err := e.browser.Get(authorize)
 	if err != nil {
 		t.Fatal(err)

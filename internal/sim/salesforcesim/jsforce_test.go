@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sjbackfill/backfill/internal/testenv"
 )
 
 // TestJSForceConformance drives the simulator with jsforce, an independent real client:
@@ -23,10 +25,8 @@ func TestJSForceConformance(t *testing.T) {
 	node, nodeErr := exec.LookPath("node")
 	npm, npmErr := exec.LookPath("npm")
 	if nodeErr != nil || npmErr != nil {
-		msg := "SKIPPING the jsforce conformance test: node and npm are needed on PATH " +
-			"(install Node.js 20+); the simulator is NOT cross-checked against a real client in this run"
-		t.Log(msg)
-		t.Skip(msg)
+		testenv.MissingTool(t, "SKIPPING the jsforce conformance test: node and npm are needed on PATH "+
+			"(install Node.js 20+; make deps does); the simulator is NOT cross-checked against a real client in this run")
 	}
 	modules := installJSForce(t, npm)
 

@@ -24,6 +24,10 @@ type Report struct {
 	Diffs []string
 	// More counts differences beyond MaxDiffs.
 	More int
+	// Missing counts source records Salesforce lacks, Mismatched records it holds with a
+	// field that differs, and Extra records it holds beyond the source's (duplicates or
+	// strays).
+	Missing, Mismatched, Extra int
 }
 
 // MaxDiffs bounds the differences a report lists.
@@ -44,8 +48,9 @@ func (r Report) String() string {
 }
 
 type checker struct {
-	sf     *salesforcesim.Sim
-	report *Report
+	sf      *salesforcesim.Sim
+	report  *Report
+	missing map[string]int // per object
 }
 
 func (c *checker) diff(format string, args ...any) {
@@ -65,7 +70,7 @@ func Compare(org skilljarsim.Org, sf *salesforcesim.Sim, domains ...string) Repo
 		allowed[d] = true
 	}
 	in := func(d string) bool { return len(allowed) == 0 || allowed[d] }
-	c := &checker{sf: sf, report: &Report{Expected: map[string]int{}, Actual: map[string]int{}}}
+	c := &checker{sf: sf, report: &Report{Expected: map[string]int{}, Actual: map[string]int{}}, missing: map[string]int{}}
 
 	courses := map[string]skilljarsim.Course{}
 	for _, co := range org.Courses {
@@ -132,6 +137,7 @@ func Compare(org skilljarsim.Org, sf *salesforcesim.Sim, domains ...string) Repo
 	}
 	for _, obj := range []string{"skilljar__Course__c", "skilljar__Published_Course__c", "skilljar__Student__c", "skilljar__Course_Progress__c"} {
 		c.report.Actual[obj] = sf.Count(obj)
+		c.report.Extra += max(0, c.report.Actual[obj]-(c.report.Expected[obj]-c.missing[obj]))
 		if c.report.Actual[obj] != c.report.Expected[obj] {
 			c.diff("%s: Salesforce holds %d records, the source has %d", obj, c.report.Actual[obj], c.report.Expected[obj])
 		}
@@ -156,16 +162,23 @@ func (c *checker) expect(sobject, extID string, want map[string]any) {
 	c.report.Expected[sobject]++
 	got, ok := c.sf.RecordByExternalID(sobject, ext, extID)
 	if !ok {
+		c.report.Missing++
+		c.missing[sobject]++
 		c.diff("%s %s: missing in Salesforce", sobject, extID)
 		return
 	}
+	mismatched := false
 	for field, w := range want {
 		if !c.sf.Writable(sobject, field) {
 			continue
 		}
 		if !equal(w, got[field]) {
+			mismatched = true
 			c.diff("%s %s: %s is %s, want %s", sobject, extID, field, show(got[field]), show(w))
 		}
+	}
+	if mismatched {
+		c.report.Mismatched++
 	}
 }
 
