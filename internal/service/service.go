@@ -86,6 +86,9 @@ func Build(cfg config.Config, log zerolog.Logger) (*Parts, error) {
 		recordEvent := p.Connection.EventRecorder(log)
 		if p.Salesforce, err = salesforce.New(salesforce.Config{
 			APIVersion: cfg.SalesforceAPIVersion, Tokens: p.Tokens, Observer: p.Metrics.Sink(),
+			// Every slice of this process may have a call in flight; the gate still lowers
+			// itself when the org answers with its concurrent-request limit.
+			MaxConcurrency: max(salesforce.DefaultMaxConcurrency, cfg.WorkerConcurrency),
 			// What the client learns about the org (smaller calls, serial writes, fewer
 			// requests in flight) lasts for the process and goes to the connection's log.
 			OnAdapt: func(ctx context.Context, a salesforce.Adaptation) {
