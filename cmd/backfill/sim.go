@@ -126,6 +126,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
+	if f.lockErrorRate < 0 || f.lockErrorRate > 1 {
+		fmt.Fprintf(stderr, "backfill sim: --lock-error-rate %v is not a probability between 0 and 1\n", f.lockErrorRate)
+		return exitUsage
+	}
 	s, err := startSims(&f)
 	if err != nil {
 		fmt.Fprintf(stderr, "backfill sim: %v\n", err)

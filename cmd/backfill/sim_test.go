@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"strings"
 	"testing"
 )
@@ -21,5 +22,20 @@ func TestSimRefusesUnknownOrgProfilesAndUserOrders(t *testing.T) {
 		if code := runSim(context.Background(), args, &stdout, &stderr); code != exitFailure || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("sim %v = %d, stderr %q; want exit %d saying %q", tc.args, code, stderr.String(), exitFailure, tc.want)
 		}
+	}
+}
+func TestSimLockErrorRateReachesTheSalesforceSimulatorAndIsAProbability(t *testing.T) {
+	var f simFlags
+	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	f.register(fs)
+	if err := fs.Parse([]string{"--lock-error-rate", "0.25"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := f.salesforce(); err != nil || cfg.LockRate != 0.25 {
+		t.Fatalf("LockRate %v (%v), want 0.25", cfg.LockRate, err)
+	}
+	var stderr bytes.Buffer
+	if code := runSim(t.Context(), []string{"--lock-error-rate", "1.5"}, &bytes.Buffer{}, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "--lock-error-rate") {
+		t.Fatalf("--lock-error-rate 1.5: exit %d, %q", code, stderr.String())
 	}
 }
