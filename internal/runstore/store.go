@@ -103,6 +103,9 @@ func (s *Store) rateKey(id string) string     { return s.runKey(id) + ":rate" }
 func (s *Store) snapshotKey(id string) string { return s.runKey(id) + ":snapshot" }
 func (s *Store) membersKey(id string) string  { return s.runKey(id) + ":members" }
 func (s *Store) studentsKey(id string) string { return s.runKey(id) + ":students" }
+func (s *Store) rejectedKeysKey(id string) string {
+	return s.runKey(id) + ":rejected_keys"
+}
 func (s *Store) domainKey(id, domain string) string {
 	return s.runKey(id) + ":domain:" + domain
 }
@@ -416,13 +419,13 @@ func (s *Store) SetPlan(ctx context.Context, id string, fence int64, p Plan, pro
 
 var commitScript = redis.NewScript(`
 -- KEYS: run hash, events, rejected, learners, samples, rate, snapshot, changed list, members,
---       students, domain
+--       students, domain, rejected keys
 -- ARGV: 1 fence, 2 now ms, 3 stream (-1 none), 4 checkpoint json, 5 stream done (0/1),
 --       6 progress done delta, 7 event cap, 8 rejected cap, 9 sample cap, 10 progress total delta,
 --       11 learners also go to the domain set (0/1),
 --       then groups, each a count followed by its items: counters (field, delta pairs),
 --       learners, events, rejected rows, samples, snapshot (learner, fingerprint pairs),
---       changed learners, members, students.
+--       changed learners, members, students, rejected records (object/external id).
 local h = KEYS[1]
 if ARGV[1] == '0' or redis.call('HGET', h, 'fence') ~= ARGV[1] then return {'fenced', ''} end
 local i = 12
@@ -464,6 +467,7 @@ each(2, function(c) redis.call('HSET', KEYS[7], unpack(c)) end)
 each(1, function(c) redis.call('RPUSH', KEYS[8], unpack(c)) end)
 each(1, function(c) redis.call('SADD', KEYS[9], unpack(c)) end)
 each(1, function(c) redis.call('SADD', KEYS[10], unpack(c)) end)
+each(1, function(c) redis.call('SADD', KEYS[12], unpack(c)) end)
 local stream = tonumber(ARGV[3])
 if stream >= 0 then
   redis.call('HSET', h, 'cp:' .. stream, ARGV[4], 'checkpoint_at', ARGV[2])
@@ -538,9 +542,14 @@ func (s *Store) Commit(ctx context.Context, id string, fence int64, c Commit) (S
 	group(1, strs(c.Changed))
 	group(1, strs(c.Members))
 	group(1, strs(c.Students))
+	var rejectedKeys []any
+	for _, r := range c.Rejected {
+		rejectedKeys = append(rejectedKeys, r.Object+"/"+r.ExternalID)
+	}
+	group(1, rejectedKeys)
 	keys := []string{s.runKey(id), s.eventsKey(id), s.rejectedKey(id), s.learnersKey(id), s.samplesKey(id),
 		s.rateKey(id), s.snapshotKey(id), s.changedKey(id, c.Pass), s.membersKey(id),
-		s.studentsKey(id), s.domainKey(id, c.Domain)}
+		s.studentsKey(id), s.domainKey(id, c.Domain), s.rejectedKeysKey(id)}
 	res, err := commitScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return "", fmt.Errorf("commit run %s: %w", id, err)
@@ -768,6 +777,23 @@ func (s *Store) Learners(ctx context.Context, id, domain string, learnerIDs []st
 		st.Accounted = make([]bool, len(learnerIDs))
 	}
 	return st, nil
+}
+
+// RejectedIn reports, for each record named by object and external id, whether this run
+// rejected it (its ledger may have dropped the row past its cap; this still knows).
+func (s *Store) RejectedIn(ctx context.Context, id string, objects, externalIDs []string) ([]bool, error) {
+	if len(objects) == 0 {
+		return nil, nil
+	}
+	keys := make([]any, len(objects))
+	for i := range objects {
+		keys[i] = objects[i] + "/" + externalIDs[i]
+	}
+	out, err := s.rdb.SMIsMember(ctx, s.rejectedKeysKey(id), keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read rejected records of run %s: %w", id, err)
+	}
+	return out, nil
 }
 
 // AccountedCount is how many distinct learners the run accounted for in domain.
