@@ -18,7 +18,8 @@ const streamVerify = "verify"
 type verifyCursor struct {
 	learnerCursor
 	// Walk numbers the walks begun; Walking is set while walk Walk is under way, and Start
-	// is how many learners the domain accounted for when it began.
+	// is how many learners the domain accounted for when it began: the difference at its
+	// end is what it found.
 	Walk    int   `json:"walk"`
 	Walking bool  `json:"walking"`
 	Start   int64 `json:"start"`
@@ -30,8 +31,9 @@ type verifyCursor struct {
 
 // verifyStream walks a domain's pages with list calls only and processes every member not
 // yet accounted for, as the learners stream would; a member it finds done passes with no
-// other call. It walks again until a walk finds nobody and the domain's accounted learners
-// reach its member count, at most Config.VerifyWalks times.
+// other call. It walks at least once, since members leaving can hide as many joiners from a
+// comparison of counts, and again until a walk finds nobody and the domain's accounted
+// learners reach its member count, at most Config.VerifyWalks times.
 type verifyStream struct {
 	s      *slice
 	i      int
@@ -59,25 +61,11 @@ func (v *verifyStream) page(ctx context.Context) (*runstore.Commit, runstore.Sta
 		return nil, "", fmt.Errorf("verify learners of %s: %w", v.domain, err)
 	}
 	if !v.cp.Walking {
-		// Between walks, on the first page: walk while members are unaccounted for, and once
-		// more after a walk that found some.
-		accounted, err := s.e.Store.AccountedCount(ctx, s.run.ID, v.domain)
+		start, err := s.e.Store.AccountedCount(ctx, s.run.ID, v.domain)
 		if err != nil {
 			return nil, "", err
 		}
-		found := int64(0)
-		if v.cp.Walk > 0 {
-			found = accounted - v.cp.Start
-			v.cp.Found += found
-		}
-		members := int64(p.Count)
-		switch {
-		case found == 0 && accounted >= members:
-			return v.end(members, accounted, "")
-		case v.cp.Walk >= s.e.cfg.VerifyWalks:
-			return v.end(members, accounted, fmt.Sprintf("after %d verification walks", v.cp.Walk))
-		}
-		v.cp.Walk, v.cp.Walking, v.cp.Start = v.cp.Walk+1, true, accounted
+		v.cp.Walk, v.cp.Walking, v.cp.Start = v.cp.Walk+1, true, start
 	}
 	lp := s.newLearnerPage(v.i, len(p.Results))
 	for j, u := range p.Results {
@@ -93,9 +81,24 @@ func (v *verifyStream) page(ctx context.Context) (*runstore.Commit, runstore.Sta
 	if err != nil || state != runstore.Running || v.cp.Index < len(lp.ids) {
 		return nil, state, err
 	}
-	// After a walk's last page, the next call decides on another walk from the first page.
 	v.cp.learnerCursor = learnerCursor{Cursor: p.Next, Pages: v.cp.Pages + 1}
-	v.cp.Walking = p.Next != ""
+	if p.Next != "" {
+		return &runstore.Commit{Checkpoint: v.cp}, state, nil
+	}
+	// The walk's last page: end, or walk again from the first page.
+	accounted, err := s.e.Store.AccountedCount(ctx, s.run.ID, v.domain)
+	if err != nil {
+		return nil, "", err
+	}
+	found, members := accounted-v.cp.Start, int64(p.Count)
+	v.cp.Found += found
+	v.cp.Walking = false
+	switch {
+	case found == 0 && accounted >= members:
+		return v.end(members, accounted, "")
+	case v.cp.Walk >= s.e.cfg.VerifyWalks:
+		return v.end(members, accounted, fmt.Sprintf("after %d verification walks", v.cp.Walk))
+	}
 	return &runstore.Commit{Checkpoint: v.cp}, state, nil
 }
 
