@@ -18,8 +18,9 @@ const ext = "skilljar__Obfuscated_Id__c"
 
 // Report is the outcome of a comparison.
 type Report struct {
-	// Expected and Actual count records per object.
-	Expected, Actual map[string]int
+	// Expected and Actual count records per object; Missing counts, per object, the
+	// expected records Salesforce lacks (all of them, past MaxDiffs too).
+	Expected, Actual, Missing map[string]int
 	// Diffs lists the differences found, at most MaxDiffs of them.
 	Diffs []string
 	// More counts differences beyond MaxDiffs.
@@ -65,7 +66,7 @@ func Compare(org skilljarsim.Org, sf *salesforcesim.Sim, domains ...string) Repo
 		allowed[d] = true
 	}
 	in := func(d string) bool { return len(allowed) == 0 || allowed[d] }
-	c := &checker{sf: sf, report: &Report{Expected: map[string]int{}, Actual: map[string]int{}}}
+	c := &checker{sf: sf, report: &Report{Expected: map[string]int{}, Actual: map[string]int{}, Missing: map[string]int{}}}
 
 	courses := map[string]skilljarsim.Course{}
 	for _, co := range org.Courses {
@@ -156,6 +157,7 @@ func (c *checker) expect(sobject, extID string, want map[string]any) {
 	c.report.Expected[sobject]++
 	got, ok := c.sf.RecordByExternalID(sobject, ext, extID)
 	if !ok {
+		c.report.Missing[sobject]++
 		c.diff("%s %s: missing in Salesforce", sobject, extID)
 		return
 	}
