@@ -187,7 +187,12 @@ func summaryTable(w io.Writer, r *runstore.Run) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", o, c.Read, c.Written, c.Skipped, c.Rejected, sf[o])
 	}
 	_ = tw.Flush()
-	if r.Summary != nil {
-		fmt.Fprintf(w, "reconcile: %s\n", r.Summary.Message)
+	if r.Summary == nil {
+		return
 	}
+	for _, d := range r.Summary.Domains {
+		fmt.Fprintf(w, "domain %s: %d members in Skilljar, %d accounted for (%d found by the verification walks, %d unaccounted for)\n",
+			d.Domain, d.Members, d.Accounted, d.Found, d.Unaccounted)
+	}
+	fmt.Fprintf(w, "reconcile: %s\n", r.Summary.Message)
 }

@@ -142,7 +142,7 @@ func TestOpenAPISchemasListTheFieldsTheServerSends(t *testing.T) {
 		"EventList": httpapi.EventList{}, "RejectedPage": httpapi.RejectedPage{}, "SampleList": httpapi.SampleList{},
 		"Run": runstore.Run{}, "Scope": runstore.Scope{}, "Plan": runstore.Plan{}, "Adaptation": runstore.Adaptation{}, "StreamDef": runstore.StreamDef{},
 		"StreamStatus": runstore.StreamStatus{}, "Counters": runstore.Counters{}, "Progress": runstore.Progress{},
-		"Summary": runstore.Summary{}, "ObjectSummary": runstore.ObjectSummary{}, "Event": runstore.Event{},
+		"Summary": runstore.Summary{}, "ObjectSummary": runstore.ObjectSummary{}, "DomainSummary": runstore.DomainSummary{}, "Event": runstore.Event{},
 		"Rejected": runstore.Rejected{}, "Sample": runstore.Sample{}, "Settings": settings.Settings{},
 		"ConnectionStatus": connection.Status{}, "ConnectionEventList": httpapi.ConnectionEventList{},
 		"ConnectionEvent": connection.Event{},

@@ -62,6 +62,10 @@ type Config struct {
 	// written anyway, so under the Skilljar rate limit a crash costs at most this much of the
 	// budget. Defaults to 30s.
 	FlushAfter time.Duration
+	// VerifyWalks bounds how many times a verification stream re-walks a domain's learners
+	// looking for members the learners stream missed; past it the run says how many are
+	// still unaccounted for. Defaults to 5.
+	VerifyWalks int
 	// LimitBackoff is how long a run waits when Salesforce's daily API allocation (or our
 	// share of it) is spent before it tries again. Defaults to 15 minutes.
 	LimitBackoff time.Duration
@@ -87,6 +91,7 @@ func (c Config) withDefaults() Config {
 	def(&c.BulkBatchRows, 10000)
 	def(&c.BulkThreshold, 1500)
 	def(&c.MaxPendingLearners, 2000)
+	def(&c.VerifyWalks, 5)
 	if c.CollectionsBatch > 200 {
 		c.CollectionsBatch = 200
 	}

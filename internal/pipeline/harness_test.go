@@ -15,6 +15,7 @@ import (
 	"github.com/sjbackfill/backfill/internal/salesforce"
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
 	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
+	"github.com/sjbackfill/backfill/internal/skilljar"
 	"github.com/sjbackfill/backfill/internal/stacktest"
 )
 
@@ -27,6 +28,11 @@ type options struct {
 	rateLimit string
 	// wrapSink lets a test put itself between the engine and Salesforce.
 	wrapSink func(pipeline.Sink) pipeline.Sink
+	// pageSize, when set, is the page_size the engine's Skilljar client asks for, so a small
+	// org spans several pages; wrapSource lets a test put itself between the engine and
+	// Skilljar.
+	pageSize   int
+	wrapSource func(pipeline.Source) pipeline.Source
 	// logTo, when set, receives the engine's JSON logs.
 	logTo io.Writer
 }
@@ -59,8 +65,39 @@ func setup(t *testing.T, o options) *env {
 		Skilljar: o.skilljar, Salesforce: o.salesforce, Pipeline: o.pipeline,
 		RateLimit: o.rateLimit, WrapSink: o.wrapSink, Log: o.logTo,
 	})
+	if o.pageSize > 0 || o.wrapSource != nil {
+		s.Engine = sourcedEngine(t, s, o)
+	}
 	return &env{Stack: s, ctx: s.Ctx, redis: s.Redis, sj: s.Skilljar, sf: s.Salesforce, store: s.Store,
 		engine: s.Engine, client: s.Queue, log: s.Logger, sfc: s.Sink}
+}
+
+// sourcedEngine is the stack's engine reading Skilljar through a client with the test's page
+// size, behind the test's wrapper.
+func sourcedEngine(t *testing.T, s *stacktest.Stack, o options) *pipeline.Engine {
+	t.Helper()
+	var src pipeline.Source = s.Source
+	if o.pageSize > 0 {
+		c, err := skilljar.New(skilljar.Config{BaseURL: s.Skilljar.URL(), APIKey: s.Skilljar.APIKey(), PageSize: o.pageSize,
+			RetryBaseDelay: 5 * time.Millisecond, RetryMaxDelay: 50 * time.Millisecond, MaxRetries: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src = c
+	}
+	if o.wrapSource != nil {
+		src = o.wrapSource(src)
+	}
+	var sink pipeline.Sink = s.Sink
+	if o.wrapSink != nil {
+		sink = o.wrapSink(sink)
+	}
+	e, err := pipeline.New(o.pipeline, pipeline.Deps{Store: s.Store, Source: src, Sink: sink, Contacts: s.Sink,
+		Enqueuer: s.Queue, Logger: s.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 // startWorker runs an in-process asynq worker until the returned stop is called (or the

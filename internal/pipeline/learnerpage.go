@@ -15,15 +15,18 @@ import (
 
 // learnerCursor is the checkpoint of a stream over pages of learners (a domain's, or a
 // catch-up's changed learners). Students of a page are upserted ahead of their progress, so
-// two frontiers move through the same page.
+// two frontiers move through the same page. The positions hold only where a re-read page
+// comes in the same order (a catch-up's changed list); a domain's page may not, and resumes
+// from which learners the run has done instead (learnerPage.byID).
 type learnerCursor struct {
 	Cursor string `json:"page_url,omitempty"`
 	// Students counts the page's learners whose student row Salesforce has accepted.
 	Students int `json:"students"`
 	// Index is the first learner of the page whose progress rows are not all accepted.
 	Index int `json:"index"`
-	// Partial holds the external ids of learner Index's rows already accepted, when a sink
-	// call split that learner's rows, so a resume skips exactly those.
+	// Learner is the learner whose rows a sink call split, and Partial the external ids of
+	// its rows already accepted, so a resume skips exactly those.
+	Learner string   `json:"learner,omitempty"`
 	Partial []string `json:"partial,omitempty"`
 	Pages   int      `json:"pages"`
 }
@@ -40,17 +43,61 @@ type learnerPage struct {
 	// seen marks learners an earlier stream of this run already processed; outside marks
 	// learners in none of the run's domains. Neither is read or written.
 	seen, outside []bool
+	// byID is set when the page resumes from the learners the run has done rather than from
+	// positions: accounted marks learners already processed for this domain (passed over
+	// without a count), studentIn those whose student row is in (only progress is left).
+	byID                 bool
+	domain               string
+	accounted, studentIn []bool
+	// checkpoint makes the stream's checkpoint from the page's cursor.
+	checkpoint func(learnerCursor) any
 	// contacts holds each learner's linked Contact Id, when Link Contacts is on.
 	contacts []string
 }
 
 func (s *slice) newLearnerPage(stream, n int) *learnerPage {
-	return &learnerPage{s: s, stream: stream, ids: make([]string, n), students: make([]mapping.Source, n)}
+	return &learnerPage{s: s, stream: stream, ids: make([]string, n), students: make([]mapping.Source, n),
+		checkpoint: func(c learnerCursor) any { return c }}
+}
+
+// recall marks what the run has done with the page's learners as members of domain, so the
+// page resumes by learner whatever order it comes in: Skilljar documents none for domain
+// users, and a page re-read may hold the same learners in another order, or others
+// (reference/skilljar.md §12).
+func (lp *learnerPage) recall(ctx context.Context, domain string) error {
+	st, err := lp.s.e.Store.Learners(ctx, lp.s.run.ID, domain, lp.ids)
+	if err != nil {
+		return err
+	}
+	lp.byID, lp.domain = true, domain
+	lp.accounted, lp.studentIn = st.Accounted, st.Student
+	// A learner met in an earlier domain of the run is written once.
+	lp.seen = st.Done
+	for j := range lp.seen {
+		lp.seen[j] = lp.seen[j] && !lp.accounted[j]
+	}
+	return nil
 }
 
 // passOver reports whether learner j is neither read nor written.
 func (lp *learnerPage) passOver(j int) bool {
-	return lp.seen[j] || (lp.outside != nil && lp.outside[j])
+	return lp.seen[j] || (lp.outside != nil && lp.outside[j]) || lp.known(j)
+}
+
+// known reports whether learner j is already accounted for in this stream's domain: it is
+// neither read, written nor counted again.
+func (lp *learnerPage) known(j int) bool { return lp.byID && lp.accounted[j] }
+
+// newlyDone is the learners of [from, to) whose processing a batch completes, without those
+// already accounted for.
+func (lp *learnerPage) newlyDone(from, to int) []string {
+	var out []string
+	for j := from; j < to; j++ {
+		if !lp.known(j) {
+			out = append(out, lp.ids[j])
+		}
+	}
+	return out
 }
 
 // batch is one sink call's worth of rows with everything its commit changes.
@@ -62,6 +109,7 @@ type batch struct {
 	extra        map[string]runstore.Counters
 	cp           learnerCursor
 	learners     []string
+	students     []string
 	progressDone int64
 	events       []runstore.Event
 }
@@ -80,7 +128,8 @@ type pageWriter struct {
 }
 
 // newPageWriter starts the writer of a page of stream i whose cursor stands at from.
-func newPageWriter(ctx context.Context, s *slice, i int, from learnerCursor) *pageWriter {
+func newPageWriter(ctx context.Context, lp *learnerPage, from learnerCursor) *pageWriter {
+	s, i := lp.s, lp.stream
 	def := s.run.Streams[i]
 	w := &pageWriter{queue: make(chan batch), stopped: make(chan struct{}), done: make(chan struct{}),
 		state: runstore.Running, committed: from}
@@ -102,8 +151,8 @@ func newPageWriter(ctx context.Context, s *slice, i int, from learnerCursor) *pa
 			for obj, c := range b.extra {
 				t.add(obj, c)
 			}
-			state, err := s.commit(ctx, runstore.Commit{Stream: i, Checkpoint: b.cp, Learners: b.learners,
-				ProgressDone: b.progressDone, Events: b.events}, t)
+			state, err := s.commit(ctx, runstore.Commit{Stream: i, Checkpoint: lp.checkpoint(b.cp), Learners: b.learners,
+				Domain: lp.domain, Students: b.students, ProgressDone: b.progressDone, Events: b.events}, t)
 			if err != nil {
 				w.err = err
 				stop()
@@ -166,7 +215,7 @@ func (lp *learnerPage) write(ctx context.Context, cp *learnerCursor) (runstore.S
 		}
 		linkEvent = ev
 	}
-	w := newPageWriter(ctx, s, lp.stream, *cp)
+	w := newPageWriter(ctx, lp, *cp)
 	queued := *cp
 	for queued.Students < len(lp.ids) {
 		b := lp.studentBatch(&queued, withProgress)
@@ -199,6 +248,9 @@ func (lp *learnerPage) studentBatch(cp *learnerCursor, withProgress bool) batch 
 	end := min(start+s.chunk(len(lp.ids)-start), len(lp.ids))
 	b := batch{object: mapping.Student, extra: map[string]runstore.Counters{}}
 	for j := start; j < end; j++ {
+		if lp.known(j) || (lp.byID && lp.studentIn[j] && !lp.seen[j]) {
+			continue // counted when it was first processed
+		}
 		if lp.passOver(j) {
 			c := b.extra[mapping.Student]
 			c.Read++
@@ -223,11 +275,15 @@ func (lp *learnerPage) studentBatch(cp *learnerCursor, withProgress bool) batch 
 			b.extra[contactObject] = c
 		}
 		b.rows = append(b.rows, r)
+		if lp.byID {
+			b.students = append(b.students, lp.ids[j])
+		}
 	}
 	cp.Students = end
 	if !withProgress {
 		// Without progress to fetch, a learner is done once its student row is in.
-		b.learners, b.progressDone = lp.ids[start:end], int64(end-start)
+		b.learners = lp.newlyDone(start, end)
+		b.progressDone = int64(len(b.learners))
 		cp.Index = end
 	}
 	b.cp = *cp
@@ -291,10 +347,10 @@ type progressBatches struct {
 	w  *pageWriter
 	// cp is the cursor after the batches queued so far.
 	cp *learnerCursor
-	// resumed holds the rows of learner start already accepted before a resume.
-	start   int
-	resumed map[string]bool
-	pending []pendingRow
+	// resumed holds the rows of learner resumedID already accepted before a resume.
+	resumedID string
+	resumed   map[string]bool
+	pending   []pendingRow
 	// filtered counts, per learner, the rows of other domains.
 	filtered map[int]int64
 	// complete is one past the last learner whose progress is in pending or queued.
@@ -310,14 +366,14 @@ func newProgressBatches(cp *learnerCursor, lp *learnerPage, w *pageWriter) *prog
 	for _, id := range cp.Partial {
 		resumed[id] = true
 	}
-	return &progressBatches{lp: lp, w: w, cp: cp, start: cp.Index, resumed: resumed,
+	return &progressBatches{lp: lp, w: w, cp: cp, resumedID: cp.Learner, resumed: resumed,
 		filtered: map[int]int64{}, complete: cp.Index, sending: true, lastCut: time.Now()}
 }
 
 // add takes one learner's progress and queues the batches it completes.
 func (q *progressBatches) add(f fetched) {
 	for _, r := range f.rows {
-		if r.learner == q.start && q.resumed[r.ext] {
+		if q.lp.ids[r.learner] == q.resumedID && q.resumed[r.ext] {
 			continue
 		}
 		q.pending = append(q.pending, r)
@@ -349,16 +405,25 @@ func (q *progressBatches) flush() {
 func (q *progressBatches) cut(n int) {
 	b := batch{object: mapping.CourseProgress, rows: q.pending[:n:n], extra: map[string]runstore.Counters{}}
 	q.pending = q.pending[n:]
-	next, partial := q.complete, []string(nil)
+	next, partial, learner := q.complete, []string(nil), ""
 	if len(q.pending) > 0 {
 		next = q.pending[0].learner
-		if next == q.cp.Index {
+		learner = q.lp.ids[next]
+		switch learner {
+		case q.cp.Learner:
 			partial = append(partial, q.cp.Partial...)
+		case q.resumedID:
+			for ext := range q.resumed {
+				partial = append(partial, ext)
+			}
 		}
 		for _, r := range b.rows {
 			if r.learner == next {
 				partial = append(partial, r.ext)
 			}
+		}
+		if len(partial) == 0 {
+			learner = ""
 		}
 	}
 	for j := q.cp.Index; j < next; j++ {
@@ -367,8 +432,9 @@ func (q *progressBatches) cut(n int) {
 			delete(q.filtered, j)
 		}
 	}
-	b.learners, b.progressDone = q.lp.ids[q.cp.Index:next], int64(next-q.cp.Index)
-	q.cp.Index, q.cp.Partial = next, partial
+	b.learners = q.lp.newlyDone(q.cp.Index, next)
+	b.progressDone = int64(len(b.learners))
+	q.cp.Index, q.cp.Learner, q.cp.Partial = next, learner, partial
 	b.cp = *q.cp
 	q.sending = q.sending && q.w.send(b)
 	q.lastCut = time.Now()

@@ -53,10 +53,11 @@ func (l *learnersStream) page(ctx context.Context) (*runstore.Commit, runstore.S
 	for j, u := range p.Results {
 		lp.ids[j], lp.students[j] = u.User.ID, mapping.StudentSource(u, l.domain)
 	}
-	// A learner met in an earlier domain of the run is written once.
-	if lp.seen, err = s.e.Store.LearnersDone(ctx, s.run.ID, lp.ids); err != nil {
+	if err := lp.recall(ctx, l.domain); err != nil {
 		return nil, "", err
 	}
+	// Positions from an earlier read of the page mean nothing in this one.
+	l.cp.Students, l.cp.Index = 0, 0
 	state, err := lp.write(ctx, &l.cp)
 	if err != nil || state != runstore.Running || l.cp.Index < len(lp.ids) {
 		return nil, state, err

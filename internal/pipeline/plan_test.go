@@ -31,7 +31,7 @@ func TestPlansRunTheStreamKindsInRegistryOrderWithTheMappingsParents(t *testing.
 
 	backfill := e.wait(t, e.start(t, scope).ID, 60*time.Second)
 	e.requireExact(t, backfill, domain)
-	want := []string{"snapshot:1", "courses", "published_courses:" + domain, "learners:" + domain}
+	want := []string{"snapshot:1", "courses", "published_courses:" + domain, "learners:" + domain, "verify:" + domain}
 	if got := streamNames(backfill); !slices.Equal(got, want) {
 		t.Errorf("backfill streams %v, want %v", got, want)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/sjbackfill/backfill/internal/mapping"
 	"github.com/sjbackfill/backfill/internal/runstore"
 )
 
@@ -42,16 +43,39 @@ func (s *slice) finish(ctx context.Context) error {
 	return nil
 }
 
-// reconcile compares, per object, what the run read with what it wrote, and with how many
-// records Salesforce holds.
+// reconcile compares, per object, what the run read with what it wrote, with how many
+// records Salesforce holds and, for a backfill, with how many the source lists now: each
+// domain's members against the learners the run accounted for, and the org's courses and
+// published courses against Salesforce's.
 func (s *slice) reconcile(ctx context.Context, run *runstore.Run) (runstore.Summary, error) {
 	sm := runstore.Summary{Verdict: "exact"}
 	var problems, extra []string
+	whole := run.Kind == runstore.KindBackfill
+	if whole {
+		domains, err := s.domainSummaries(ctx, run)
+		if err != nil {
+			return sm, err
+		}
+		for _, d := range domains {
+			sm.FoundByVerification += d.Found
+			if d.Accounted < d.Members {
+				problems = append(problems, fmt.Sprintf("domain %s: Skilljar lists %d members, the run accounted for %d", d.Domain, d.Members, d.Accounted))
+			}
+		}
+		sm.Domains = domains
+	}
 	for _, name := range run.Plan.Objects {
 		o, _ := s.e.Mapping.Object(name)
 		c := run.Counters[name]
 		os := runstore.ObjectSummary{Object: name, SObject: o.SObject, Counters: c,
-			Distinct: c.Written + c.Unchanged, SalesforceCount: -1}
+			Distinct: c.Written + c.Unchanged, SalesforceCount: -1, SourceCount: -1}
+		if whole {
+			n, err := s.sourceCount(ctx, name, run.Plan.Domains)
+			if err != nil {
+				return sm, fmt.Errorf("count %s in Skilljar: %w", name, err)
+			}
+			os.SourceCount = n
+		}
 		if !run.Scope.DryRun {
 			n, err := s.e.Sink.Count(ctx, fmt.Sprintf("SELECT COUNT() FROM %s WHERE %s != null", o.SObject, o.ExternalID))
 			if err != nil {
@@ -74,6 +98,8 @@ func (s *slice) reconcile(ctx context.Context, run *runstore.Run) (runstore.Summ
 			}
 		case os.SalesforceCount < os.Distinct:
 			problems = append(problems, fmt.Sprintf("%s: Salesforce holds %d records but the run accepted %d", name, os.SalesforceCount, os.Distinct))
+		case os.SalesforceCount < os.SourceCount:
+			problems = append(problems, fmt.Sprintf("%s: Salesforce holds %d records but Skilljar lists %d", name, os.SalesforceCount, os.SourceCount))
 		case os.SalesforceCount > os.Distinct:
 			extra = append(extra, fmt.Sprintf("%s +%d", name, os.SalesforceCount-os.Distinct))
 			os.Matches = true
@@ -100,7 +126,58 @@ func (s *slice) reconcile(ctx context.Context, run *runstore.Run) (runstore.Summ
 	default:
 		sm.Message = "Salesforce matches the source exactly: every record read is in Salesforce, nothing rejected"
 	}
+	if sm.FoundByVerification > 0 {
+		sm.Message += fmt.Sprintf("; the verification walks found %s the first walk of their domain missed", pluralize(int(sm.FoundByVerification), "learner"))
+	}
 	return sm, nil
+}
+
+// domainSummaries compares each verified domain's members now with the learners the run
+// accounted for there, with what its verification walks found.
+func (s *slice) domainSummaries(ctx context.Context, run *runstore.Run) ([]runstore.DomainSummary, error) {
+	var out []runstore.DomainSummary
+	for i, st := range run.Streams {
+		if st.Kind != streamVerify {
+			continue
+		}
+		cp, err := checkpointOf[verifyCursor](s, i)
+		if err != nil {
+			return nil, err
+		}
+		d := runstore.DomainSummary{Domain: st.Domain, Found: cp.Found, Unaccounted: cp.Unaccounted}
+		if d.Members, err = s.e.Source.DomainUserCount(ctx, st.Domain); err != nil {
+			return nil, fmt.Errorf("count learners of %s: %w", st.Domain, err)
+		}
+		if d.Accounted, err = s.e.Store.AccountedCount(ctx, run.ID, st.Domain); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// sourceCount is how many records of object Skilljar lists now, from the count on the first
+// page of its list; -1 for objects listed only per learner.
+func (s *slice) sourceCount(ctx context.Context, object string, domains []string) (int64, error) {
+	switch object {
+	case mapping.Course:
+		p, err := s.e.Source.Courses(ctx, "")
+		if !p.HasCount {
+			return -1, err
+		}
+		return int64(p.Count), err
+	case mapping.PublishedCourse:
+		var n int64
+		for _, d := range domains {
+			p, err := s.e.Source.PublishedCourses(ctx, d, "")
+			if err != nil || !p.HasCount {
+				return -1, err
+			}
+			n += int64(p.Count)
+		}
+		return n, nil
+	}
+	return -1, nil
 }
 
 // hasSnapshot reports whether the run recorded learners' fingerprints for a watermark.

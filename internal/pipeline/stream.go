@@ -53,6 +53,7 @@ var streamKinds = []streamKind{
 	{streamPublishedCourses, planPublishedCourses, openPublishedCourses},
 	{streamMembers, planMembers, openMembers},
 	{streamLearners, planLearners, openLearners},
+	{streamVerify, planVerify, openVerify},
 	{streamChanged, planChanged, openChanged},
 	{streamRedrive, nil, openRedrive},
 }

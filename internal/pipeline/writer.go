@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -114,9 +115,13 @@ func (s *slice) chunk(n int) int {
 // Bulk API job) and tallies every row's outcome. A dry run tallies them as skipped and keeps
 // a few as samples. An error means the call itself failed and nothing may be committed.
 func (s *slice) write(ctx context.Context, object string, rows []pendingRow, stream string) (*tally, error) {
-	s.adaptRows(object, rows)
 	t := newTally()
 	o, _ := s.e.Mapping.Object(object)
+	rows, err := s.holdBack(ctx, o, rows, t, stream)
+	if err != nil {
+		return nil, err
+	}
+	s.adaptRows(object, rows)
 	send := make([]salesforce.Record, 0, len(rows))
 	sent := make([]pendingRow, 0, len(rows))
 	for _, r := range rows {
@@ -150,7 +155,6 @@ func (s *slice) write(ctx context.Context, object string, rows []pendingRow, str
 		return t, nil
 	}
 	var results []salesforce.Result
-	var err error
 	if s.run.Scope.SinkMode == runstore.SinkBulk || (s.run.Scope.SinkMode == runstore.SinkAuto && len(send) >= s.e.cfg.BulkThreshold) {
 		results, err = s.e.Sink.BulkUpsert(ctx, o.SObject, o.ExternalID, send)
 	} else {
@@ -185,6 +189,61 @@ func (s *slice) write(ctx context.Context, object string, rows []pendingRow, str
 	}
 	return t, nil
 }
+
+// holdBack keeps rows whose parent this run rejected from Salesforce, where they would only
+// fail for a missing parent: they go to the ledger waiting for the parent, and a re-drive
+// that lands the parent writes them. The rest are returned.
+func (s *slice) holdBack(ctx context.Context, o *mapping.Object, rows []pendingRow, t *tally, stream string) ([]pendingRow, error) {
+	type ref struct {
+		row          int
+		parent, ext  string
+		relationship string
+	}
+	var refs []ref
+	var objects, exts []string
+	for _, f := range o.Fields {
+		p, ok := s.e.Mapping.Object(f.Parent)
+		if f.Relationship == "" || !ok {
+			continue
+		}
+		for i, r := range rows {
+			v, _ := r.row[f.Relationship].(map[string]any)
+			if ext, _ := v[p.ExternalID].(string); ext != "" && r.mapErr == nil {
+				refs = append(refs, ref{i, p.Name, ext, f.Relationship})
+				objects, exts = append(objects, p.Name), append(exts, ext)
+			}
+		}
+	}
+	if len(refs) == 0 {
+		return rows, nil
+	}
+	rejected, err := s.e.Store.RejectedIn(ctx, s.run.ID, objects, exts)
+	if err != nil {
+		return nil, err
+	}
+	held := map[int]bool{}
+	for k, r := range refs {
+		if rejected[k] && !held[r.row] {
+			held[r.row] = true
+			t.reject(rows[r.row], o.SObject, CodeWaitingForParent,
+				fmt.Sprintf("held back: its parent %s %s was rejected; retrying the rejected records writes it once the parent lands", r.parent, r.ext),
+				[]string{r.relationship}, stream)
+		}
+	}
+	if len(held) == 0 {
+		return rows, nil
+	}
+	keep := make([]pendingRow, 0, len(rows)-len(held))
+	for i, r := range rows {
+		if !held[i] {
+			keep = append(keep, r)
+		}
+	}
+	return keep, nil
+}
+
+// CodeWaitingForParent is the ledger code of a row held back because its parent was rejected.
+const CodeWaitingForParent = "WAITING_FOR_PARENT"
 
 // skipUnchanged drops the rows Salesforce already holds with the same content, counting
 // them as skipped and unchanged.

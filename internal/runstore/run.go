@@ -209,12 +209,35 @@ type ObjectSummary struct {
 	Distinct int64 `json:"distinct"`
 	// SalesforceCount is SELECT COUNT() of records with an external id; -1 when not counted.
 	SalesforceCount int64 `json:"salesforce_count"`
-	Matches         bool  `json:"matches"`
+	// SourceCount is how many records Skilljar lists now (courses, published courses); -1
+	// when the source gives no count of its own (learners are counted per domain).
+	SourceCount int64 `json:"source_count"`
+	Matches     bool  `json:"matches"`
+}
+
+// DomainSummary compares a domain's members now with the learners the run accounted for.
+type DomainSummary struct {
+	Domain string `json:"domain"`
+	// Members is the domain's member count in Skilljar at the reconcile.
+	Members int64 `json:"members"`
+	// Accounted is how many distinct members of the domain the run processed (or found
+	// processed in an earlier domain).
+	Accounted int64 `json:"accounted"`
+	// Found is how many of them only the verification walks found.
+	Found int64 `json:"found"`
+	// Unaccounted is how many members the last verification walk could not account for.
+	Unaccounted int64 `json:"unaccounted"`
 }
 
 // Summary is the end-of-run reconcile.
 type Summary struct {
 	Objects []ObjectSummary `json:"objects"`
+	// Domains compares each domain's members with what the run accounted for; empty when the
+	// run read no learners by domain.
+	Domains []DomainSummary `json:"domains,omitempty"`
+	// FoundByVerification counts learners the learners streams missed and the verification
+	// walks found and processed.
+	FoundByVerification int64 `json:"found_by_verification"`
 	// Verdict is "exact" (Salesforce holds exactly what the source has), "complete"
 	// (everything arrived, and Salesforce also holds records this run did not write),
 	// "mismatch", or "dry_run".
@@ -292,6 +315,12 @@ type Commit struct {
 	Counters   map[string]Counters
 	// Learners are learners now fully processed in this run (skipped by later domain streams).
 	Learners []string
+	// Domain, when set, also records Learners as accounted for in that domain: listed there
+	// and processed, here or by an earlier domain's stream.
+	Domain string
+	// Students are learners whose student row Salesforce accepted before their progress is
+	// all in, so a page re-read in another order does not write them again.
+	Students []string
 	Events   []Event
 	Rejected []Rejected
 	Samples  []Sample

@@ -102,6 +102,13 @@ func (s *Store) samplesKey(id string) string  { return s.runKey(id) + ":samples"
 func (s *Store) rateKey(id string) string     { return s.runKey(id) + ":rate" }
 func (s *Store) snapshotKey(id string) string { return s.runKey(id) + ":snapshot" }
 func (s *Store) membersKey(id string) string  { return s.runKey(id) + ":members" }
+func (s *Store) studentsKey(id string) string { return s.runKey(id) + ":students" }
+func (s *Store) rejectedKeysKey(id string) string {
+	return s.runKey(id) + ":rejected_keys"
+}
+func (s *Store) domainKey(id, domain string) string {
+	return s.runKey(id) + ":domain:" + domain
+}
 func (s *Store) changedKey(id string, pass int) string {
 	return s.runKey(id) + ":changed:" + strconv.Itoa(pass)
 }
@@ -411,15 +418,17 @@ func (s *Store) SetPlan(ctx context.Context, id string, fence int64, p Plan, pro
 }
 
 var commitScript = redis.NewScript(`
--- KEYS: run hash, events, rejected, learners, samples, rate, snapshot, changed list, members
+-- KEYS: run hash, events, rejected, learners, samples, rate, snapshot, changed list, members,
+--       students, domain, rejected keys
 -- ARGV: 1 fence, 2 now ms, 3 stream (-1 none), 4 checkpoint json, 5 stream done (0/1),
 --       6 progress done delta, 7 event cap, 8 rejected cap, 9 sample cap, 10 progress total delta,
+--       11 learners also go to the domain set (0/1),
 --       then groups, each a count followed by its items: counters (field, delta pairs),
 --       learners, events, rejected rows, samples, snapshot (learner, fingerprint pairs),
---       changed learners, members.
+--       changed learners, members, students, rejected records (object/external id).
 local h = KEYS[1]
 if ARGV[1] == '0' or redis.call('HGET', h, 'fence') ~= ARGV[1] then return {'fenced', ''} end
-local i = 11
+local i = 12
 -- each reads one group and hands its items to fn in chunks small enough for unpack.
 local function each(width, fn)
   local n = tonumber(ARGV[i]); i = i + 1
@@ -431,7 +440,10 @@ local function each(width, fn)
   if #chunk > 0 then fn(chunk) end
 end
 each(2, function(c) for k = 1, #c, 2 do redis.call('HINCRBY', h, c[k], c[k + 1]) end end)
-each(1, function(c) redis.call('SADD', KEYS[4], unpack(c)) end)
+each(1, function(c)
+  redis.call('SADD', KEYS[4], unpack(c))
+  if ARGV[11] == '1' then redis.call('SADD', KEYS[11], unpack(c)) end
+end)
 local events = false
 each(1, function(c) redis.call('RPUSH', KEYS[2], unpack(c)); events = true end)
 if events then redis.call('LTRIM', KEYS[2], -tonumber(ARGV[7]), -1) end
@@ -454,6 +466,8 @@ end)
 each(2, function(c) redis.call('HSET', KEYS[7], unpack(c)) end)
 each(1, function(c) redis.call('RPUSH', KEYS[8], unpack(c)) end)
 each(1, function(c) redis.call('SADD', KEYS[9], unpack(c)) end)
+each(1, function(c) redis.call('SADD', KEYS[10], unpack(c)) end)
+each(1, function(c) redis.call('SADD', KEYS[12], unpack(c)) end)
 local stream = tonumber(ARGV[3])
 if stream >= 0 then
   redis.call('HSET', h, 'cp:' .. stream, ARGV[4], 'checkpoint_at', ARGV[2])
@@ -486,7 +500,7 @@ func (s *Store) Commit(ctx context.Context, id string, fence int64, c Commit) (S
 	}
 	now := s.opts.Now()
 	args := []any{fence, now.UnixMilli(), c.Stream, cp, boolArg(c.StreamDone), c.ProgressDone,
-		s.opts.EventCap, s.opts.RejectedCap, s.opts.SampleCap, c.ProgressTotal}
+		s.opts.EventCap, s.opts.RejectedCap, s.opts.SampleCap, c.ProgressTotal, boolArg(c.Domain != "")}
 	group := func(width int, items []any) {
 		args = append(args, len(items)/width)
 		args = append(args, items...)
@@ -527,8 +541,15 @@ func (s *Store) Commit(ctx context.Context, id string, fence int64, c Commit) (S
 	group(2, snapshot)
 	group(1, strs(c.Changed))
 	group(1, strs(c.Members))
+	group(1, strs(c.Students))
+	var rejectedKeys []any
+	for _, r := range c.Rejected {
+		rejectedKeys = append(rejectedKeys, r.Object+"/"+r.ExternalID)
+	}
+	group(1, rejectedKeys)
 	keys := []string{s.runKey(id), s.eventsKey(id), s.rejectedKey(id), s.learnersKey(id), s.samplesKey(id),
-		s.rateKey(id), s.snapshotKey(id), s.changedKey(id, c.Pass), s.membersKey(id)}
+		s.rateKey(id), s.snapshotKey(id), s.changedKey(id, c.Pass), s.membersKey(id),
+		s.studentsKey(id), s.domainKey(id, c.Domain), s.rejectedKeysKey(id)}
 	res, err := commitScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return "", fmt.Errorf("commit run %s: %w", id, err)
@@ -724,20 +745,64 @@ func (s *Store) Samples(ctx context.Context, id string) ([]Sample, error) {
 	return decodeAll[Sample](raw)
 }
 
-// LearnersDone reports, for each id, whether this run already processed that learner fully.
-func (s *Store) LearnersDone(ctx context.Context, id string, learnerIDs []string) ([]bool, error) {
+// LearnerState is what a run has done with each learner of a list so far.
+type LearnerState struct {
+	// Done: fully processed in this run. Student: the student row is accepted.
+	// Accounted: processed (or found done) as a member of the domain asked about.
+	Done, Student, Accounted []bool
+}
+
+// Learners reports, for each id, whether this run processed that learner fully, wrote its
+// student row, and accounted for it in domain ("" asks about no domain).
+func (s *Store) Learners(ctx context.Context, id, domain string, learnerIDs []string) (LearnerState, error) {
+	var st LearnerState
 	if len(learnerIDs) == 0 {
+		return st, nil
+	}
+	members := strs(learnerIDs)
+	pipe := s.rdb.Pipeline()
+	done := pipe.SMIsMember(ctx, s.learnersKey(id), members...)
+	students := pipe.SMIsMember(ctx, s.studentsKey(id), members...)
+	var accounted *redis.BoolSliceCmd
+	if domain != "" {
+		accounted = pipe.SMIsMember(ctx, s.domainKey(id, domain), members...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return st, fmt.Errorf("read learners done in run %s: %w", id, err)
+	}
+	st.Done, st.Student = done.Val(), students.Val()
+	if accounted != nil {
+		st.Accounted = accounted.Val()
+	} else {
+		st.Accounted = make([]bool, len(learnerIDs))
+	}
+	return st, nil
+}
+
+// RejectedIn reports, for each record named by object and external id, whether this run
+// rejected it (its ledger may have dropped the row past its cap; this still knows).
+func (s *Store) RejectedIn(ctx context.Context, id string, objects, externalIDs []string) ([]bool, error) {
+	if len(objects) == 0 {
 		return nil, nil
 	}
-	members := make([]any, len(learnerIDs))
-	for i, l := range learnerIDs {
-		members[i] = l
+	keys := make([]any, len(objects))
+	for i := range objects {
+		keys[i] = objects[i] + "/" + externalIDs[i]
 	}
-	done, err := s.rdb.SMIsMember(ctx, s.learnersKey(id), members...).Result()
+	out, err := s.rdb.SMIsMember(ctx, s.rejectedKeysKey(id), keys...).Result()
 	if err != nil {
-		return nil, fmt.Errorf("read learners done in run %s: %w", id, err)
+		return nil, fmt.Errorf("read rejected records of run %s: %w", id, err)
 	}
-	return done, nil
+	return out, nil
+}
+
+// AccountedCount is how many distinct learners the run accounted for in domain.
+func (s *Store) AccountedCount(ctx context.Context, id, domain string) (int64, error) {
+	n, err := s.rdb.SCard(ctx, s.domainKey(id, domain)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("count learners of %s in run %s: %w", domain, id, err)
+	}
+	return n, nil
 }
 
 func decodeAll[T any](raw []string) ([]T, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -122,7 +123,7 @@ func TestCommitAppliesCheckpointCountersLearnersEventsAndLedgerTogether(t *testi
 	st, err := b.store.Commit(b.ctx, "r1", fence, runstore.Commit{
 		Stream: 0, Checkpoint: map[string]any{"page_url": "next"}, StreamDone: true,
 		Counters: map[string]runstore.Counters{"student": {Read: 5, Written: 2, Created: 2, Rejected: 3}},
-		Learners: []string{"u1", "u2"}, Events: events, Rejected: rejected, ProgressDone: 4,
+		Learners: []string{"u1", "u2"}, Domain: "a", Students: []string{"u3"}, Events: events, Rejected: rejected, ProgressDone: 4,
 	})
 	if err != nil || st != runstore.Running {
 		t.Fatalf("commit: state %s err %v", st, err)
@@ -151,9 +152,19 @@ func TestCommitAppliesCheckpointCountersLearnersEventsAndLedgerTogether(t *testi
 	if len(evs) != 3 || evs[2].Message != "e4" {
 		t.Fatalf("events keep the newest 3: %+v", evs)
 	}
-	done, _ := b.store.LearnersDone(b.ctx, "r1", []string{"u1", "u9", "u2"})
-	if !done[0] || done[1] || !done[2] {
-		t.Fatalf("learners done: %v", done)
+	ids := []string{"u1", "u9", "u2", "u3"}
+	for domain, accounted := range map[string][]bool{"a": {true, false, true, false}, "b": {false, false, false, false}, "": {false, false, false, false}} {
+		ls, err := b.store.Learners(b.ctx, "r1", domain, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ls.Done, []bool{true, false, true, false}) || !slices.Equal(ls.Student, []bool{false, false, false, true}) ||
+			!slices.Equal(ls.Accounted, accounted) {
+			t.Fatalf("learners of %q: %+v, want accounted %v", domain, ls, accounted)
+		}
+	}
+	if n, _ := b.store.AccountedCount(b.ctx, "r1", "a"); n != 2 {
+		t.Fatalf("domain a accounts for %d learners, want 2", n)
 	}
 }
 

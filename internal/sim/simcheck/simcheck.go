@@ -18,8 +18,9 @@ const ext = "skilljar__Obfuscated_Id__c"
 
 // Report is the outcome of a comparison.
 type Report struct {
-	// Expected and Actual count records per object.
-	Expected, Actual map[string]int
+	// Expected and Actual count records per object; MissingByObject counts, per object,
+	// the expected records Salesforce lacks (all of them, past MaxDiffs too).
+	Expected, Actual, MissingByObject map[string]int
 	// Diffs lists the differences found, at most MaxDiffs of them.
 	Diffs []string
 	// More counts differences beyond MaxDiffs.
@@ -48,9 +49,8 @@ func (r Report) String() string {
 }
 
 type checker struct {
-	sf      *salesforcesim.Sim
-	report  *Report
-	missing map[string]int // per object
+	sf     *salesforcesim.Sim
+	report *Report
 }
 
 func (c *checker) diff(format string, args ...any) {
@@ -70,7 +70,7 @@ func Compare(org skilljarsim.Org, sf *salesforcesim.Sim, domains ...string) Repo
 		allowed[d] = true
 	}
 	in := func(d string) bool { return len(allowed) == 0 || allowed[d] }
-	c := &checker{sf: sf, report: &Report{Expected: map[string]int{}, Actual: map[string]int{}}, missing: map[string]int{}}
+	c := &checker{sf: sf, report: &Report{Expected: map[string]int{}, Actual: map[string]int{}, MissingByObject: map[string]int{}}}
 
 	courses := map[string]skilljarsim.Course{}
 	for _, co := range org.Courses {
@@ -137,7 +137,7 @@ func Compare(org skilljarsim.Org, sf *salesforcesim.Sim, domains ...string) Repo
 	}
 	for _, obj := range []string{"skilljar__Course__c", "skilljar__Published_Course__c", "skilljar__Student__c", "skilljar__Course_Progress__c"} {
 		c.report.Actual[obj] = sf.Count(obj)
-		c.report.Extra += max(0, c.report.Actual[obj]-(c.report.Expected[obj]-c.missing[obj]))
+		c.report.Extra += max(0, c.report.Actual[obj]-(c.report.Expected[obj]-c.report.MissingByObject[obj]))
 		if c.report.Actual[obj] != c.report.Expected[obj] {
 			c.diff("%s: Salesforce holds %d records, the source has %d", obj, c.report.Actual[obj], c.report.Expected[obj])
 		}
@@ -163,7 +163,7 @@ func (c *checker) expect(sobject, extID string, want map[string]any) {
 	got, ok := c.sf.RecordByExternalID(sobject, ext, extID)
 	if !ok {
 		c.report.Missing++
-		c.missing[sobject]++
+		c.report.MissingByObject[sobject]++
 		c.diff("%s %s: missing in Salesforce", sobject, extID)
 		return
 	}
