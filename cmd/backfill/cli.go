@@ -14,6 +14,7 @@ import (
 
 	"github.com/sjbackfill/backfill/internal/apiclient"
 	"github.com/sjbackfill/backfill/internal/httpapi"
+	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
 )
 
@@ -237,7 +238,7 @@ func describe(w io.Writer, r *runstore.Run) {
 			sfCount[o.Object] = o.SalesforceCount
 		}
 	}
-	objects := []string{"course", "published_course", "student", "course_progress"}
+	objects := pipeline.Objects()
 	if r.Plan != nil {
 		objects = r.Plan.Objects
 	}

@@ -2,7 +2,9 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/httpapi"
 	"github.com/sjbackfill/backfill/internal/httpapi/apitest"
+	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/settings"
 )
@@ -179,5 +182,49 @@ func TestRunIDShapeAcceptsEveryIDTheStoreMints(t *testing.T) {
 		if httpapi.RunIDPattern.MatchString(bad) {
 			t.Fatalf("%q passes as a run id", bad)
 		}
+	}
+}
+
+// TestOpenAPIObjectEnumsListThePipelinesObjects keeps the document's object lists in step
+// with the objects a scope may name: a new Skilljar object must appear in both.
+func TestOpenAPIObjectEnumsListThePipelinesObjects(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("openapi.json") // the embedded document's source
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tree any
+	if err := json.Unmarshal(raw, &tree); err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	var visit func(at string, n any)
+	visit = func(at string, n any) {
+		switch n := n.(type) {
+		case map[string]any:
+			for k, v := range n {
+				if prop, ok := v.(map[string]any); ok && k == "objects" {
+					if items, ok := prop["items"].(map[string]any); ok && items["enum"] != nil {
+						found++
+						var enum []string
+						for _, e := range items["enum"].([]any) {
+							enum = append(enum, e.(string))
+						}
+						if want := pipeline.Objects(); !slices.Equal(enum, want) {
+							t.Errorf("%s/objects enumerates %v; the pipeline's objects are %v", at, enum, want)
+						}
+					}
+				}
+				visit(at+"/"+k, v)
+			}
+		case []any:
+			for i, v := range n {
+				visit(fmt.Sprintf("%s/%d", at, i), v)
+			}
+		}
+	}
+	visit("#", tree)
+	if found < 2 {
+		t.Fatalf("found %d object enums; the start body and the settings each have one", found)
 	}
 }
