@@ -79,6 +79,7 @@ type pageWriter struct {
 	committed learnerCursor
 }
 
+// newPageWriter starts the writer of a page of stream i whose cursor stands at from.
 func newPageWriter(ctx context.Context, s *slice, i int, from learnerCursor) *pageWriter {
 	def := s.run.Streams[i]
 	w := &pageWriter{queue: make(chan batch), stopped: make(chan struct{}), done: make(chan struct{}),
