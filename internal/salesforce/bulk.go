@@ -64,45 +64,187 @@ func (j jobInfo) final() bool {
 	return false
 }
 
-// BulkUpsert writes recs to sobject by extIDField through one Bulk API 2.0 ingest job and
+// BulkUpsert writes recs to sobject by extIDField through Bulk API 2.0 ingest jobs and
 // returns one Result per record in input order. Bulk results come back unordered, so they are
-// matched to records by external id; records the job never processed come back failed with
-// CodeBulkUnprocessed. Rows that failed with UNABLE_TO_LOCK_ROW are retried through Upsert.
-// A job that did not finish is aborted and deleted, best effort.
+// matched to records by external id; records a job never processed come back failed with
+// CodeBulkUnprocessed. Records are grouped by parent; one job carries them all unless the
+// object showed it tolerates smaller jobs, or is written serially (SerialJobRows), and jobs
+// run in parallel within MaxConcurrency unless serial. A job that fails as a whole for its
+// size (Config.SplitOn on its errorMessage) has its unprocessed rows split in halves, down to
+// collections calls for halves of CollectionsMax or fewer; rows that failed with such an error
+// each, and rows that failed with UNABLE_TO_LOCK_ROW, go again through collections. A job
+// that did not finish is aborted and deleted, best effort.
 //
 // In the CSV, a nil value becomes #N/A (clear the field) and an absent key an empty cell
 // (leave it unchanged); an empty string is therefore also "unchanged" here, whereas a JSON
 // upsert would clear the field.
 func (c *Client) BulkUpsert(ctx context.Context, sobject, extIDField string, recs []Record) ([]Result, error) {
-	if err := checkNames(sobject, extIDField); err != nil {
+	w, err := c.writer(sobject, extIDField)
+	if err != nil {
 		return nil, err
 	}
-	if len(recs) == 0 {
-		return nil, nil
+	return w.write(ctx, recs, true)
+}
+
+// bulk is the Bulk API pass over recs: every job's CSV is built before the first call, so
+// records CSV cannot carry fail the call before anything is written.
+func (w *writer) bulk(ctx context.Context, recs []Record) ([]Result, error) {
+	_, learned, serial, _ := w.obj.snapshot()
+	adaptive := !w.c.cfg.DisableAdaptation
+	if adaptive && learned > 0 && learned <= CollectionsMax {
+		// The object takes no job bigger than a collections call: collections are cheaper.
+		return w.collections(ctx, recs)
 	}
-	data, err := buildCSV(extIDField, recs)
+	order, _ := w.order(recs)
+	size := len(recs)
+	if adaptive && learned > 0 {
+		size = min(size, learned)
+	}
+	if serial {
+		size = min(size, w.c.cfg.SerialJobRows)
+	}
+	type piece struct {
+		idx  []int
+		recs []Record
+		data []byte
+	}
+	var pieces []piece
+	for start := 0; start < len(order); start += size {
+		p := piece{idx: order[start:min(start+size, len(order))]}
+		p.recs = make([]Record, len(p.idx))
+		for j, i := range p.idx {
+			p.recs[j] = recs[i]
+		}
+		var err error
+		if p.data, err = w.csv(p.recs); err != nil {
+			return nil, err
+		}
+		pieces = append(pieces, p)
+	}
+
+	results := make([]Result, len(recs))
+	err := w.each(ctx, serial, len(pieces), func(ctx context.Context, n int) error {
+		p := pieces[n]
+		res, _, err := w.splitJob(ctx, p.recs, p.data)
+		if err != nil {
+			return err
+		}
+		for j, i := range p.idx {
+			results[i] = res[j]
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("salesforce: bulk %s: %w", sobject, err)
+		return nil, err
+	}
+	return results, nil
+}
+
+// csv builds one job's upload and checks it fits.
+func (w *writer) csv(recs []Record) ([]byte, error) {
+	data, err := buildCSV(w.extID, recs)
+	if err != nil {
+		return nil, fmt.Errorf("salesforce: bulk %s: %w", w.sobject, err)
 	}
 	if len(data) > bulkMaxUpload {
 		return nil, fmt.Errorf("salesforce: bulk %s: %d records make %d MB of CSV, over the %d MB a job takes; split them",
-			sobject, len(recs), len(data)>>20, bulkMaxUpload>>20)
+			w.sobject, len(recs), len(data)>>20, bulkMaxUpload>>20)
 	}
+	return data, nil
+}
 
+// splitJob runs recs as one job (data is their CSV, or nil to build it). Rows the job
+// failed one by one with an error SplitOn marks go again through collections. When the job
+// failed as a whole for its size, the rows it left unprocessed are split in halves and sent
+// again, halves of CollectionsMax or fewer through collections; when both halves went
+// through, the object's jobs are capped at the half from then on. failedWhole reports
+// whether this job itself failed so.
+func (w *writer) splitJob(ctx context.Context, recs []Record, data []byte) (results []Result, failedWhole bool, err error) {
+	if data == nil {
+		if data, err = w.csv(recs); err != nil {
+			return nil, false, err
+		}
+	}
+	results, whole, err := w.c.bulkJob(ctx, w.sobject, w.extID, recs, data)
+	if err != nil || w.c.cfg.DisableAdaptation {
+		return results, whole != "", err
+	}
+	var left, heavy []int
+	for i, r := range results {
+		switch code := errorCodeOf(r); {
+		case code == CodeBulkUnprocessed || code == CodeBulkNoResult:
+			left = append(left, i)
+		case code != "" && w.c.splits(code, r.Errors[0].Message):
+			heavy = append(heavy, i)
+		}
+	}
+	if len(heavy) > 0 {
+		// Rows a trigger's limit failed one by one: their 200-record transaction was too
+		// big for the org's automation, which only smaller collections calls can fix.
+		if err := w.resend(ctx, recs, heavy, results, false); err != nil {
+			return nil, whole != "", err
+		}
+	}
+	if whole == "" {
+		return results, false, nil
+	}
+	if len(left) <= 1 {
+		return results, true, nil
+	}
+	mid := (len(left) + 1) / 2
+	halvesWhole := false
+	for _, half := range [][]int{left[:mid], left[mid:]} {
+		sub := make([]Record, len(half))
+		for j, i := range half {
+			sub[j] = recs[i]
+		}
+		var res []Result
+		var subWhole bool
+		if len(sub) <= CollectionsMax {
+			res, err = w.collections(ctx, sub)
+		} else {
+			res, subWhole, err = w.splitJob(ctx, sub, nil)
+		}
+		if err != nil {
+			return nil, true, err
+		}
+		halvesWhole = halvesWhole || subWhole
+		for j, i := range half {
+			results[i] = res[j]
+		}
+	}
+	if !halvesWhole {
+		w.c.learnBulk(ctx, w.sobject, mid, fmt.Sprintf("a job of %d rows failed as a whole (%s) and its halves did not", len(left), whole))
+	}
+	return results, true, nil
+}
+
+func errorCodeOf(r Result) string {
+	if r.Success || len(r.Errors) == 0 {
+		return ""
+	}
+	return r.Errors[0].StatusCode
+}
+
+// bulkJob runs one ingest job for recs, whose CSV is data, and maps its results back onto
+// recs. whole is the job's errorMessage when the job failed for a reason SplitOn marks.
+func (c *Client) bulkJob(ctx context.Context, sobject, extIDField string, recs []Record, data []byte) (results []Result, whole string, err error) {
 	job, err := c.createJob(ctx, sobject, extIDField)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer c.cleanupJob(ctx, &job)
 
 	if job, err = c.runJob(ctx, job, data); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	results, err := c.jobResults(ctx, job, extIDField, recs)
-	if err != nil {
-		return nil, err
+	if results, err = c.jobResults(ctx, job, extIDField, recs); err != nil {
+		return nil, "", err
 	}
-	return c.retryLockedThroughCollections(ctx, sobject, extIDField, recs, results)
+	if job.State == "Failed" && c.splits("", job.ErrorMessage) {
+		whole = job.ErrorMessage
+	}
+	return results, whole, nil
 }
 
 func (c *Client) createJob(ctx context.Context, sobject, extIDField string) (jobInfo, error) {
@@ -254,32 +396,6 @@ func (c *Client) jobResults(ctx context.Context, job jobInfo, extIDField string,
 				}},
 			}
 		}
-	}
-	return results, nil
-}
-
-// retryLockedThroughCollections resends rows the job could not lock through Upsert, whose
-// smaller synchronous calls and own lock retries clear most contention.
-func (c *Client) retryLockedThroughCollections(ctx context.Context, sobject, extIDField string, recs []Record, results []Result) ([]Result, error) {
-	var locked []int
-	for i, r := range results {
-		if lockedRow(r) {
-			locked = append(locked, i)
-		}
-	}
-	if len(locked) == 0 {
-		return results, nil
-	}
-	again := make([]Record, len(locked))
-	for j, i := range locked {
-		again[j] = recs[i]
-	}
-	res, err := c.Upsert(ctx, sobject, extIDField, again)
-	if err != nil {
-		return nil, fmt.Errorf("salesforce: retrying %d locked bulk rows: %w", len(locked), err)
-	}
-	for j, i := range locked {
-		results[i] = res[j]
 	}
 	return results, nil
 }

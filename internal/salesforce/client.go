@@ -55,9 +55,9 @@ type Config struct {
 	// processing; see mayRepeat. Defaults to 5; a negative value disables retries.
 	MaxRetries int
 
-	// LockRetries is how many times records that failed with UNABLE_TO_LOCK_ROW are sent
-	// again, alone, with backoff, before they are reported as failed. Defaults to 4; a
-	// negative value disables lock retries.
+	// LockRetries is how many rounds records that failed with UNABLE_TO_LOCK_ROW are sent
+	// again, only they, through collections and after LockBackoff, before they are reported
+	// as failed. Defaults to 4; a negative value disables lock retries.
 	LockRetries int
 
 	// BackoffBase is the first retry's delay; each later one doubles, up to BackoffMax.
@@ -79,20 +79,96 @@ type Config struct {
 
 	// Observer receives metrics hooks. Optional.
 	Observer Observer
+
+	// MaxConcurrency is how many requests the client has in flight at once, across every
+	// call sharing it; Upsert and BulkUpsert send their chunks and jobs in parallel up to
+	// it. The org allows 25 long-running (20 s or more) requests at once, 5 on Developer
+	// Edition (reference/salesforce.md §4.2, §8.6), shared by all its integrations: when it
+	// refuses one with REQUEST_LIMIT_EXCEEDED ConcurrentRequests, the client halves its own
+	// limit (not below 1) and retries, and wins a slot back after 200 answered requests in a
+	// row. Defaults to 4.
+	MaxConcurrency int
+
+	// ConcurrencyRetries is how many concurrent-request refusals one request outlasts;
+	// they do not count against MaxRetries, since each lowers the limit that caused them.
+	// Defaults to 20.
+	ConcurrencyRetries int
+
+	// LockBackoff is the first wait before records that failed with UNABLE_TO_LOCK_ROW are
+	// sent again; each later round doubles it, with jitter, up to BackoffMax. Salesforce lets
+	// a transaction wait 10 s for a lock (§4.2), so the holder is usually done within a few
+	// seconds. Defaults to 1s.
+	LockBackoff time.Duration
+
+	// LockSerialThreshold is the share of one call's records failing UNABLE_TO_LOCK_ROW on
+	// their first try (with at least 5 of them) from which the object is written serially
+	// for the rest of the client's life: one collections call or Bulk API job at a time, jobs
+	// of at most SerialJobRows. Bulk API 2.0 has no serial concurrency mode to ask for (a
+	// job's concurrencyMode is reported, never set, §3.1; only Bulk API 1.0 jobs take
+	// "Serial"), so smaller sequential jobs are its equivalent, and locked rows always go
+	// again through collections. Defaults to 0.05; a negative value never switches.
+	LockSerialThreshold float64
+
+	// SerialJobRows caps a Bulk API job once its object is written serially. Salesforce
+	// cuts a job into internal batches it processes in parallel; a job of one batch is
+	// processed serially. 10,000 rows per internal batch is the figure the simulator uses
+	// ([UNCONFIRMED] in our sources), hence configurable. Defaults to 10,000.
+	SerialJobRows int
+
+	// SplitOn marks a request or Bulk API job that failed as a whole because of its size,
+	// not because of one record: an error code or message containing any of these
+	// (case-insensitively) makes the client split the records in halves until the failing
+	// ones are isolated (reference/salesforce.md §8.4: "a chunk that exhausts the Apex CPU
+	// limit fails every record of the request. Smaller chunks are the standard remedy").
+	// The exact codes and texts real orgs send are [UNCONFIRMED], hence configurable.
+	// Defaults to APEX_ERROR and "Apex CPU time limit exceeded".
+	SplitOn []string
+
+	// CreateOnlyCodes are the per-record error codes with which Salesforce refuses to
+	// update a field that may only be set on create (a master-detail relationship without
+	// "Allow reparenting", §8.1). A record refused so, whose error names one of its object's
+	// create-only fields (SetCreateOnly), is sent once more without them. Defaults to
+	// INVALID_FIELD_FOR_INSERT_UPDATE ("Unable to create/update fields: …") and
+	// FIELD_INTEGRITY_EXCEPTION ([UNCONFIRMED] which of the two real orgs send).
+	CreateOnlyCodes []string
+
+	// CreateOnly seeds SetCreateOnly: sObject → create-only field API names.
+	CreateOnly map[string][]string
+
+	// DisableAdaptation turns off the write-time handling, for comparison in benchmarks:
+	// no splitting (every record of a call that failed as a whole fails with it), no lock
+	// retries, no grouping by parent, no serial switch, no lowering of MaxConcurrency, and
+	// chunks sent one after the other.
+	DisableAdaptation bool
+
+	// OnAdapt is told of every Adaptation the client makes, with the context of the call
+	// that caused it, for the activity log. It must be safe for concurrent use and quick.
+	OnAdapt func(ctx context.Context, a Adaptation)
 }
 
 // Defaults for Config's zero values.
 const (
-	DefaultAPIVersion       = "62.0"
-	DefaultRequestTimeout   = 2 * time.Minute
-	DefaultMaxRetries       = 5
-	DefaultLockRetries      = 4
-	DefaultBackoffBase      = 500 * time.Millisecond
-	DefaultBackoffMax       = 30 * time.Second
-	DefaultBulkPollInterval = 500 * time.Millisecond
-	DefaultBulkPollMax      = 10 * time.Second
-	DefaultBulkTimeout      = 30 * time.Minute
-	DefaultMaxUsageFraction = 0.9
+	DefaultAPIVersion          = "62.0"
+	DefaultRequestTimeout      = 2 * time.Minute
+	DefaultMaxRetries          = 5
+	DefaultLockRetries         = 4
+	DefaultBackoffBase         = 500 * time.Millisecond
+	DefaultBackoffMax          = 30 * time.Second
+	DefaultBulkPollInterval    = 500 * time.Millisecond
+	DefaultBulkPollMax         = 10 * time.Second
+	DefaultBulkTimeout         = 30 * time.Minute
+	DefaultMaxUsageFraction    = 0.9
+	DefaultMaxConcurrency      = 4
+	DefaultConcurrencyRetries  = 20
+	DefaultLockBackoff         = time.Second
+	DefaultLockSerialThreshold = 0.05
+	DefaultSerialJobRows       = 10000
+)
+
+// Defaults for Config's list fields.
+var (
+	DefaultSplitOn         = []string{"APEX_ERROR", "Apex CPU time limit exceeded"}
+	DefaultCreateOnlyCodes = []string{"INVALID_FIELD_FOR_INSERT_UPDATE", "FIELD_INTEGRITY_EXCEPTION"}
 )
 
 // minAPIVersion is the first version with sObject Collections upsert.
@@ -113,6 +189,22 @@ func (c Config) withDefaults() Config {
 	c.BulkPollInterval = cmp.Or(c.BulkPollInterval, DefaultBulkPollInterval)
 	c.BulkPollMax = cmp.Or(c.BulkPollMax, DefaultBulkPollMax)
 	c.BulkTimeout = cmp.Or(c.BulkTimeout, DefaultBulkTimeout)
+	c.MaxConcurrency = cmp.Or(c.MaxConcurrency, DefaultMaxConcurrency)
+	c.ConcurrencyRetries = orDefaultCount(c.ConcurrencyRetries, DefaultConcurrencyRetries)
+	c.LockBackoff = cmp.Or(c.LockBackoff, DefaultLockBackoff)
+	c.SerialJobRows = cmp.Or(c.SerialJobRows, DefaultSerialJobRows)
+	if c.SplitOn == nil {
+		c.SplitOn = DefaultSplitOn
+	}
+	if c.CreateOnlyCodes == nil {
+		c.CreateOnlyCodes = DefaultCreateOnlyCodes
+	}
+	switch {
+	case c.LockSerialThreshold == 0:
+		c.LockSerialThreshold = DefaultLockSerialThreshold
+	case c.LockSerialThreshold < 0:
+		c.LockSerialThreshold = 0
+	}
 	switch {
 	case c.MaxUsageFraction == 0:
 		c.MaxUsageFraction = DefaultMaxUsageFraction
@@ -149,6 +241,7 @@ func (c Config) validate() error {
 	}{
 		{"RequestTimeout", c.RequestTimeout}, {"BackoffBase", c.BackoffBase}, {"BackoffMax", c.BackoffMax},
 		{"BulkPollInterval", c.BulkPollInterval}, {"BulkPollMax", c.BulkPollMax}, {"BulkTimeout", c.BulkTimeout},
+		{"LockBackoff", c.LockBackoff},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("salesforce: %s must not be negative, got %s", d.name, d.v)
@@ -160,6 +253,22 @@ func (c Config) validate() error {
 	if c.BulkPollMax < c.BulkPollInterval {
 		return fmt.Errorf("salesforce: BulkPollMax (%s) must be at least BulkPollInterval (%s)", c.BulkPollMax, c.BulkPollInterval)
 	}
+	if c.MaxConcurrency < 1 {
+		return fmt.Errorf("salesforce: MaxConcurrency must be at least 1, got %d", c.MaxConcurrency)
+	}
+	if c.SerialJobRows < 1 {
+		return fmt.Errorf("salesforce: SerialJobRows must be at least 1, got %d", c.SerialJobRows)
+	}
+	if c.LockSerialThreshold > 1 {
+		return fmt.Errorf("salesforce: LockSerialThreshold %g must be at most 1 (a share of a call's records)", c.LockSerialThreshold)
+	}
+	for sobject, fields := range c.CreateOnly {
+		for _, f := range append([]string{sobject}, fields...) {
+			if !apiNamePattern.MatchString(f) {
+				return fmt.Errorf("salesforce: CreateOnly: %q is not an API name", f)
+			}
+		}
+	}
 	if c.MaxUsageFraction > 1 {
 		return fmt.Errorf("salesforce: MaxUsageFraction %g must be at most 1 (a share of the daily allocation)", c.MaxUsageFraction)
 	}
@@ -170,9 +279,12 @@ func (c Config) validate() error {
 type Client struct {
 	cfg Config
 
+	gate *gate
+
 	mu        sync.Mutex
 	used, max int
 	usageSeen bool
+	objects   map[string]*objectState // by lower-case sObject name
 }
 
 // New validates cfg, fills its defaults and returns a Client.
@@ -181,8 +293,16 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg}, nil
+	c := &Client{cfg: cfg, gate: newGate(cfg.MaxConcurrency), objects: map[string]*objectState{}}
+	for sobject, fields := range cfg.CreateOnly {
+		c.SetCreateOnly(sobject, fields...)
+	}
+	return c, nil
 }
+
+// Concurrency is the number of requests the client lets be in flight now: MaxConcurrency,
+// or less after the org refused requests for concurrency.
+func (c *Client) Concurrency() int { return c.gate.current() }
 
 // Usage returns the org's daily API usage from the last Sforce-Limit-Info header seen;
 // ok is false until a response carried one.
@@ -274,11 +394,24 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 	if err := checkInstanceURL(creds); err != nil {
 		return nil, err
 	}
-	refreshes := 0
+	refreshes, refusals := 0, 0
 	for attempt := 0; ; {
 		resp, err := c.send(ctx, creds, r)
 		if err == nil {
 			return resp, nil
+		}
+		if c.splittable(err) {
+			// The same records would exhaust the same limit again: only smaller calls help.
+			return nil, err
+		}
+		if apiErr, ok := errors.AsType[*APIError](err); ok && apiErr.concurrencyLimit() &&
+			!c.cfg.DisableAdaptation && refusals < c.cfg.ConcurrencyRetries && ctx.Err() == nil {
+			// send has lowered the limit; the retry waits for a slot under the new one.
+			if err := sleep(ctx, c.backoff(min(refusals, 3))); err != nil {
+				return nil, err
+			}
+			refusals++
+			continue
 		}
 		if apiErr, ok := errors.AsType[*APIError](err); ok && apiErr.Status == http.StatusUnauthorized {
 			if refreshes == maxRefreshes {
@@ -354,8 +487,32 @@ func mayRepeat(err error) bool {
 	return ok && opErr.Op == "dial"
 }
 
-// send makes one HTTP attempt and returns 2xx responses; anything else becomes an error.
-func (c *Client) send(ctx context.Context, creds Credentials, r request) (*response, error) {
+// send makes one HTTP attempt, in a slot of the client's concurrency gate, and returns 2xx
+// responses; anything else becomes an error. A refusal for the org's concurrent-request
+// limit lowers the gate's limit.
+func (c *Client) send(ctx context.Context, creds Credentials, r request) (resp *response, err error) {
+	epoch, err := c.gate.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		apiErr, refused := errors.AsType[*APIError](err)
+		refused = refused && apiErr.concurrencyLimit()
+		if from, to, raised := c.gate.release(!refused); raised {
+			c.adapt(ctx, Adaptation{Kind: AdaptConcurrency, From: from, To: to,
+				Reason: fmt.Sprintf("%d requests in a row were answered", gateRecovery)})
+		}
+		if !refused || c.cfg.DisableAdaptation {
+			return
+		}
+		if from, to, lowered := c.gate.lower(epoch); lowered {
+			c.adapt(ctx, Adaptation{Kind: AdaptConcurrency, From: from, To: to, Reason: apiErr.Code + ": " + apiErr.Message})
+		}
+	}()
+	return c.sendAttempt(ctx, creds, r)
+}
+
+func (c *Client) sendAttempt(ctx context.Context, creds Credentials, r request) (*response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 
@@ -410,7 +567,12 @@ func (c *Client) observe(endpoint string, status int, start time.Time) {
 // backoff is the wait before retry number attempt+1: exponential with "equal jitter", so
 // workers that failed together do not retry together, yet each still waits at least half.
 func (c *Client) backoff(attempt int) time.Duration {
-	d := c.cfg.BackoffBase << min(attempt, 30)
+	return c.jittered(c.cfg.BackoffBase, attempt)
+}
+
+// jittered is base doubled attempt times, capped at BackoffMax, with equal jitter.
+func (c *Client) jittered(base time.Duration, attempt int) time.Duration {
+	d := base << min(attempt, 30)
 	if d <= 0 || d > c.cfg.BackoffMax {
 		d = c.cfg.BackoffMax
 	}

@@ -62,8 +62,9 @@ func (e *APIError) Is(target error) bool {
 }
 
 // concurrencyLimit tells the long-running-request variant of REQUEST_LIMIT_EXCEEDED
-// ("ConcurrentRequests (Concurrent API Requests) Limit exceeded.") from the daily one: it
-// clears as soon as other requests finish, so it is worth a backoff and retry.
+// ("ConcurrentRequests (Concurrent API Requests) Limit exceeded.", reference §4.2; Apex's
+// own long-transaction limit reads "ConcurrentPerOrgLongTxn Limit exceeded") from the daily
+// one: it clears as soon as other requests finish, so it is worth a backoff and retry.
 func (e *APIError) concurrencyLimit() bool {
 	return e.Code == "REQUEST_LIMIT_EXCEEDED" && strings.Contains(strings.ToLower(e.Message), "concurrent")
 }

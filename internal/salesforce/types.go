@@ -32,6 +32,9 @@ type RecordError struct {
 	StatusCode string   `json:"statusCode"`
 	Message    string   `json:"message"`
 	Fields     []string `json:"fields"`
+	// MatchingIDs are the records an upsert's external id matched when it matched several
+	// (DUPLICATE_EXTERNAL_ID); the client fills them in.
+	MatchingIDs []string `json:"-"`
 }
 
 // Result is the outcome for one record of an upsert, in the order the records were sent.

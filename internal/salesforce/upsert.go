@@ -31,60 +31,22 @@ func checkNames(sobject, extIDField string) error {
 	return nil
 }
 
-// Upsert writes recs to sobject by extIDField through sObject Collections, CollectionsMax
-// records per call with allOrNone=false, and returns one Result per record in input order.
-// Records that fail with UNABLE_TO_LOCK_ROW are sent again, only they, up to LockRetries
-// times with backoff; every other record error is returned as Salesforce reported it. The
-// error is non-nil only when a whole call failed; results for earlier chunks are then lost
-// to the caller, which is safe because replaying an upsert by external id is idempotent.
+// Upsert writes recs to sobject by extIDField through sObject Collections with
+// allOrNone=false, and returns one Result per record in input order. Records are grouped by
+// parent and sent in calls of at most CollectionsMax records (fewer once the object showed
+// it tolerates fewer), in parallel within MaxConcurrency. A call that fails as a whole for
+// its size is split until the failing records stand alone (see Config.SplitOn); records
+// that fail with UNABLE_TO_LOCK_ROW go again, only they, up to LockRetries rounds with
+// backoff; records refused a create-only field go again without it (SetCreateOnly); every
+// other record error is returned as Salesforce reported it. The error is non-nil only when
+// a call failed in a way no record explains; results of the other calls are then lost to
+// the caller, which is safe because replaying an upsert by external id is idempotent.
 func (c *Client) Upsert(ctx context.Context, sobject, extIDField string, recs []Record) ([]Result, error) {
-	if err := checkNames(sobject, extIDField); err != nil {
-		return nil, err
-	}
-	results := make([]Result, 0, len(recs))
-	for start := 0; start < len(recs); start += CollectionsMax {
-		chunk := recs[start:min(start+CollectionsMax, len(recs))]
-		res, err := c.upsertWithLockRetries(ctx, sobject, extIDField, chunk)
-		if err != nil {
-			return nil, err
-		}
-		results = append(results, res...)
-	}
-	return results, nil
-}
-
-// upsertWithLockRetries sends at most CollectionsMax records and resends the locked ones.
-func (c *Client) upsertWithLockRetries(ctx context.Context, sobject, extIDField string, recs []Record) ([]Result, error) {
-	results, err := c.upsertCall(ctx, sobject, extIDField, recs)
+	w, err := c.writer(sobject, extIDField)
 	if err != nil {
 		return nil, err
 	}
-	for round := 0; round < c.cfg.LockRetries; round++ {
-		var locked []int
-		for i, r := range results {
-			if lockedRow(r) {
-				locked = append(locked, i)
-			}
-		}
-		if len(locked) == 0 {
-			break
-		}
-		if err := sleep(ctx, c.backoff(round)); err != nil {
-			return nil, err
-		}
-		again := make([]Record, len(locked))
-		for j, i := range locked {
-			again[j] = recs[i]
-		}
-		res, err := c.upsertCall(ctx, sobject, extIDField, again)
-		if err != nil {
-			return nil, err
-		}
-		for j, i := range locked {
-			results[i] = res[j]
-		}
-	}
-	return results, nil
+	return w.write(ctx, recs, false)
 }
 
 func lockedRow(r Result) bool {

@@ -26,6 +26,10 @@ import (
 	"github.com/sjbackfill/backfill/worker"
 )
 
+// EventSinkAdapted is the connection event of a change the Salesforce client made to how it
+// writes to the org (salesforce.Adaptation).
+const EventSinkAdapted = "sink_adapted"
+
 // Parts are the shared pieces every role is built from.
 type Parts struct {
 	Config     config.Config
@@ -78,7 +82,16 @@ func Build(cfg config.Config, log zerolog.Logger) (*Parts, error) {
 			ClientID: cfg.SalesforceClientID, ClientSecret: cfg.SalesforceClientSecret, Logger: log,
 			OnEvent: p.Connection.EventRecorder(log),
 		})
-		if p.Salesforce, err = salesforce.New(salesforce.Config{APIVersion: cfg.SalesforceAPIVersion, Tokens: p.Tokens, Observer: p.Metrics.Sink()}); err != nil {
+		recordEvent := p.Connection.EventRecorder(log)
+		if p.Salesforce, err = salesforce.New(salesforce.Config{
+			APIVersion: cfg.SalesforceAPIVersion, Tokens: p.Tokens, Observer: p.Metrics.Sink(),
+			// What the client learns about the org (smaller calls, serial writes, fewer
+			// requests in flight) lasts for the process and goes to the connection's log.
+			OnAdapt: func(ctx context.Context, a salesforce.Adaptation) {
+				log.Info().Str("adaptation", string(a.Kind)).Str("sobject", a.SObject).Msg(a.String())
+				recordEvent(context.WithoutCancel(ctx), EventSinkAdapted, a.String())
+			},
+		}); err != nil {
 			return nil, err
 		}
 	}
