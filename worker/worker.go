@@ -32,7 +32,9 @@ type Deps struct {
 	Slices SliceRunner
 	// Catchup, when set, handles the scheduler's catch-up ticks.
 	Catchup asynq.Handler
-	Logger  zerolog.Logger
+	// WebhookDrain, when set, handles the drains webhook deliveries schedule.
+	WebhookDrain asynq.Handler
+	Logger       zerolog.Logger
 	// Stop is closed when the process begins a graceful shutdown.
 	Stop <-chan struct{}
 }
@@ -42,6 +44,9 @@ func Register(mux *asynq.ServeMux, d Deps) {
 	mux.Handle(jobs.TypeSlice, &sliceHandler{runner: d.Slices, stop: d.Stop})
 	if d.Catchup != nil {
 		mux.Handle(jobs.TypeCatchupTick, d.Catchup)
+	}
+	if d.WebhookDrain != nil {
+		mux.Handle(jobs.TypeWebhookDrain, d.WebhookDrain)
 	}
 }
 

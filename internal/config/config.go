@@ -84,6 +84,7 @@ type Config struct {
 	MonitoringReadOnly    bool
 	PrometheusURL         string
 	LogLevel              string
+	Webhook               Webhook
 }
 
 // Error names the variable at fault and what it expects, in one line.
@@ -175,6 +176,9 @@ func Load(role string, getenv func(string) string) (Config, error) {
 		if err := checkHTTPURL("PROMETHEUS_URL", c.PrometheusURL); err != nil {
 			return c, err
 		}
+	}
+	if c.Webhook, err = loadWebhook(get); err != nil {
+		return c, err
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":

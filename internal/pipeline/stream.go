@@ -55,6 +55,7 @@ var streamKinds = []streamKind{
 	{streamLearners, planLearners, openLearners},
 	{streamChanged, planChanged, openChanged},
 	{streamRedrive, nil, openRedrive},
+	{streamLive, nil, openLive},
 }
 
 // planning is what the stream kinds plan a run from.

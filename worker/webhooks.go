@@ -1,0 +1,58 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/sjbackfill/backfill/internal/pipeline"
+	"github.com/sjbackfill/backfill/internal/runstore"
+)
+
+// LiveStarter starts live runs; *pipeline.Engine is the implementation.
+type LiveStarter interface {
+	StartLive(ctx context.Context, sc runstore.Scope) (*runstore.Run, error)
+}
+
+// DueChecker says whether queued learners wait; *webhooks.Store is one.
+type DueChecker interface {
+	Due(ctx context.Context) (bool, error)
+}
+
+// NewWebhookDrainHandler handles drain tasks: each starts a live run over the saved
+// settings' domains. While a live run is active the drain retries shortly, so a learner
+// queued just as that run saw the queue empty is not left waiting for the next delivery.
+func NewWebhookDrainHandler(starter LiveStarter, st SettingsReader, queue DueChecker, log zerolog.Logger) asynq.Handler {
+	return &drainHandler{starter: starter, settings: st, queue: queue, log: log}
+}
+
+type drainHandler struct {
+	starter  LiveStarter
+	settings SettingsReader
+	queue    DueChecker
+	log      zerolog.Logger
+}
+
+func (h *drainHandler) ProcessTask(ctx context.Context, _ *asynq.Task) error {
+	due, err := h.queue.Due(ctx)
+	if err != nil || !due {
+		return err
+	}
+	st, err := h.settings.Get(ctx)
+	if err != nil {
+		return err
+	}
+	run, err := h.starter.StartLive(ctx, st.Scope())
+	var conflict *runstore.ConflictError
+	switch {
+	case errors.As(err, &conflict):
+		return fmt.Errorf("%w: run %s holds the scope", pipeline.ErrRetryLater, conflict.ActiveID)
+	case err != nil:
+		return err
+	}
+	h.log.Debug().Str("run_id", run.ID).Msg("live run started for queued webhook deliveries")
+	return nil
+}
