@@ -108,27 +108,36 @@ func (l *liveStream) page(ctx context.Context) (*runstore.Commit, runstore.State
 	}
 	lp := s.newLearnerPage(l.i, len(keys))
 	lp.seen, lp.outside = make([]bool, len(keys)), make([]bool, len(keys))
+	// A resumed page looks a learner up only if its student row is not in yet, or it came
+	// by email and its progress is not in yet: an id key is the learner's id.
+	var todo []int
+	for j, key := range keys {
+		kind, v, _ := strings.Cut(key, ":")
+		lp.ids[j] = v
+		if j >= l.cp.Students || (kind == "email" && j >= l.cp.Index) {
+			todo = append(todo, j)
+		}
+	}
 	// Each learner costs a lookup and a progress read; both are paid into the live budget
 	// here, before either is made.
-	f := fetchOrdered(ctx, len(keys), s.e.cfg.ProgressConcurrency, len(keys), func(ctx context.Context, j int) (skilljar.UserOverview, error) {
+	f := fetchOrdered(ctx, len(todo), s.e.cfg.ProgressConcurrency, len(todo), func(ctx context.Context, k int) (skilljar.UserOverview, error) {
 		for range 2 {
 			if err := l.budget(ctx); err != nil {
 				return skilljar.UserOverview{}, err
 			}
 		}
-		kind, v, _ := strings.Cut(keys[j], ":")
-		if kind == "email" {
+		if kind, v, _ := strings.Cut(keys[todo[k]], ":"); kind == "email" {
 			return lookup.UserByEmail(ctx, v)
 		}
-		return lookup.User(ctx, v)
+		return lookup.User(ctx, lp.ids[todo[k]])
 	})
 	defer f.Close()
-	for j := range keys {
+	for _, j := range todo {
 		r, _ := f.Next()
 		switch {
 		case errors.Is(r.Err, skilljar.ErrNotFound):
 			// A delivery naming a learner the API does not know is not trusted further.
-			lp.ids[j], lp.outside[j] = keys[j], true
+			lp.outside[j] = true
 		case r.Err != nil:
 			return nil, "", fmt.Errorf("look up learner %s named by a webhook: %w", keys[j], r.Err)
 		default:

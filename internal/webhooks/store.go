@@ -139,39 +139,50 @@ const (
 const unknownKept = 100
 
 var acceptScript = redis.NewScript(`
--- KEYS: dedupe key, pending zset, stats hash, unknown list
--- ARGV: now ms, dedupe ttl s, learner key ("" when none), kind hint, body, bodies kept
+-- KEYS: dedupe key, pending zset (learner -> due ms), first zset (learner -> first arrival ms),
+--       stats hash, unknown list
+-- ARGV: now ms, dedupe ttl s, learner key ("" when none), kind hint, body, bodies kept,
+--       debounce ms, longest wait ms
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
-  redis.call('HINCRBY', KEYS[3], 'duplicate', 1)
+  redis.call('HINCRBY', KEYS[4], 'duplicate', 1)
   return 'duplicate'
 end
-redis.call('HSET', KEYS[3], 'last_arrival_ms', ARGV[1])
+local now = tonumber(ARGV[1])
+redis.call('HSET', KEYS[4], 'last_arrival_ms', now)
 if ARGV[3] ~= '' then
-  redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[3])
-  redis.call('HINCRBY', KEYS[3], 'queued', 1)
+  redis.call('ZADD', KEYS[3], 'NX', now, ARGV[3])
+  local first = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[3]))
+  redis.call('ZADD', KEYS[2], math.min(first + tonumber(ARGV[8]), now + tonumber(ARGV[7])), ARGV[3])
+  redis.call('HINCRBY', KEYS[4], 'queued', 1)
   return 'queued'
 end
 if ARGV[4] == 'ping' then
-  redis.call('HINCRBY', KEYS[3], 'ping', 1)
+  redis.call('HINCRBY', KEYS[4], 'ping', 1)
   return 'ping'
 end
-redis.call('LPUSH', KEYS[4], ARGV[5])
-redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[6]) - 1)
-redis.call('HINCRBY', KEYS[3], 'unknown', 1)
+redis.call('LPUSH', KEYS[5], ARGV[5])
+redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[6]) - 1)
+redis.call('HINCRBY', KEYS[4], 'unknown', 1)
 return 'unknown'
 `)
 
+// longestWait bounds, in debounces, how long deliveries that keep coming for one learner
+// can hold it back.
+const longestWait = 10
+
 // Accept records one authenticated delivery before it is answered: a learner named by it
-// joins the pending set (once, however many deliveries name it), a body seen before is
-// dropped as Skilljar's retry, anything else is kept and counted. digest identifies the body.
+// joins the pending set once, however many deliveries name it, and is due a debounce after
+// the last of them (at most longestWait debounces after the first); a body seen before is
+// dropped as Skilljar's retry; anything else is kept and counted. digest identifies the body.
 func (s *Store) Accept(ctx context.Context, digest string, d Delivery, body []byte) (string, error) {
 	hint := ""
 	if d.Ping {
 		hint = "ping"
 	}
 	out, err := acceptScript.Run(ctx, s.rdb,
-		[]string{s.key("seen:" + digest), s.key("pending"), s.key("stats"), s.key("unknown")},
-		s.cfg.Now().UnixMilli(), int(s.cfg.DedupeFor.Seconds()), d.Learner, hint, body, unknownKept).Text()
+		[]string{s.key("seen:" + digest), s.key("pending"), s.key("first"), s.key("stats"), s.key("unknown")},
+		s.cfg.Now().UnixMilli(), int(s.cfg.DedupeFor.Seconds()), d.Learner, hint, body, unknownKept,
+		s.cfg.Debounce.Milliseconds(), longestWait*s.cfg.Debounce.Milliseconds()).Text()
 	if err != nil {
 		return "", fmt.Errorf("queue webhook delivery: %w", err)
 	}
@@ -179,12 +190,13 @@ func (s *Store) Accept(ctx context.Context, digest string, d Delivery, body []by
 }
 
 var claimScript = redis.NewScript(`
--- KEYS: claim list, pending zset
--- ARGV: due ms, max, claim ttl s
+-- KEYS: claim list, pending zset, first zset
+-- ARGV: now ms, max, claim ttl s
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('LRANGE', KEYS[1], 0, -1) end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 if #ids == 0 then return {} end
 redis.call('ZREM', KEYS[2], unpack(ids))
+redis.call('ZREM', KEYS[3], unpack(ids))
 redis.call('RPUSH', KEYS[1], unpack(ids))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return ids
@@ -194,24 +206,22 @@ return ids
 // resume and find the same learners.
 const claimTTL = 7 * 24 * time.Hour
 
-// Claim takes up to max learners whose debounce is over out of the pending set, into the list
+// Claim takes up to max learners that are due out of the pending set, into the list
 // named claim, and returns them. Claiming the same name again returns the same learners, so
 // a page that is retried after a crash writes exactly what it claimed. A learner named by a
 // delivery after it was claimed is queued again, and its change written by a later page.
 func (s *Store) Claim(ctx context.Context, claim string, max int) ([]string, error) {
-	due := s.cfg.Now().Add(-s.cfg.Debounce).UnixMilli()
-	ids, err := claimScript.Run(ctx, s.rdb, []string{s.key("claim:" + claim), s.key("pending")},
-		due, max, int(claimTTL.Seconds())).StringSlice()
+	ids, err := claimScript.Run(ctx, s.rdb, []string{s.key("claim:" + claim), s.key("pending"), s.key("first")},
+		s.cfg.Now().UnixMilli(), max, int(claimTTL.Seconds())).StringSlice()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("claim queued learners: %w", err)
 	}
 	return ids, nil
 }
 
-// Due reports whether a learner's debounce is over, so a drain would find work.
+// Due reports whether a learner is due, so a drain would find work.
 func (s *Store) Due(ctx context.Context) (bool, error) {
-	due := s.cfg.Now().Add(-s.cfg.Debounce).UnixMilli()
-	n, err := s.rdb.ZCount(ctx, s.key("pending"), "-inf", strconv.FormatInt(due, 10)).Result()
+	n, err := s.rdb.ZCount(ctx, s.key("pending"), "-inf", strconv.FormatInt(s.cfg.Now().UnixMilli(), 10)).Result()
 	return n > 0, err
 }
 
@@ -232,7 +242,7 @@ type QueueStats struct {
 func (s *Store) Stats(ctx context.Context) (QueueStats, error) {
 	pipe := s.rdb.Pipeline()
 	n := pipe.ZCard(ctx, s.key("pending"))
-	oldest := pipe.ZRangeWithScores(ctx, s.key("pending"), 0, 0)
+	oldest := pipe.ZRangeWithScores(ctx, s.key("first"), 0, 0)
 	stats := pipe.HGetAll(ctx, s.key("stats"))
 	unknown := pipe.LRange(ctx, s.key("unknown"), 0, 9)
 	if _, err := pipe.Exec(ctx); err != nil {

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sjbackfill/backfill/internal/apiclient"
+	"github.com/sjbackfill/backfill/internal/runstore"
+	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
+	"github.com/sjbackfill/backfill/internal/sim/simcheck"
+	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
+	"github.com/sjbackfill/backfill/internal/webhooks"
+)
+
+// webhookEnv is what the api and workers of a webhook test run with.
+func webhookEnv(s *stack, base string, extra ...string) []string {
+	return s.env(append([]string{"BACKFILL_WEBHOOK_URL=" + base + "/webhooks/skilljar", "BACKFILL_WEBHOOK_DEBOUNCE_MS=200",
+		"SKILLJAR_RATE_LIMIT=200/1s", "BACKFILL_SLICE_SECONDS=2"}, extra...)...)
+}
+
+// startWebhookAPI runs the api with the receiver's public URL set to itself, and waits
+// until it is ready.
+func (s *stack) startWebhookAPI(t testing.TB, extra ...string) (*process, string) {
+	t.Helper()
+	addr := freeAddr(t)
+	base := "http://" + addr
+	env := webhookEnv(s, base, append([]string{"BACKFILL_HTTP_ADDR=" + addr, "BACKFILL_API_TOKEN=" + apiToken,
+		"SALESFORCE_REDIRECT_URL=" + base + "/salesforce/callback"}, extra...)...)
+	api := startProcess(t, env, "api")
+	c, err := apiclient.New(base, apiToken, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); c.Ready(s.ctx) != nil; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("api did not become ready at %s", base)
+		}
+	}
+	return api, base
+}
+
+// backfillFirst writes the whole org once, so changes land on rows whose parents exist.
+func (s *stack) backfillFirst(t testing.TB) {
+	t.Helper()
+	run, _, err := s.engine.Start(s.ctx, startCollections())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.requireExact(t, s.waitRun(t, run.ID, 2*time.Minute, "the backfill to end", func(r *runstore.Run) bool { return r.State.Terminal() }))
+}
+
+// waitExact polls until Salesforce matches the simulated Skilljar again.
+func (s *stack) waitExact(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		rep := simcheck.Compare(s.sj.Org(), s.sf)
+		if rep.Exact() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Salesforce still differs from Skilljar after %s:\n%s", timeout, rep)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *stack) webhookStore(t testing.TB) *webhooks.Store {
+	return webhooks.NewStore(s.redis.Client(t), s.conn, webhooks.StoreConfig{})
+}
+
+func liveRuns(t testing.TB, s *stack) []*runstore.Run {
+	runs, err := s.store.List(s.ctx, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live []*runstore.Run
+	for _, r := range runs {
+		if r.Kind == runstore.KindLive {
+			live = append(live, r)
+		}
+	}
+	return live
+}
+
+func TestWebhooksInstalledByTheCLICarryChangesToSalesforceAndADeactivationShows(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, skilljarsim.Config{Users: 200, Seed: 31}, salesforcesim.Config{})
+	s.sj.ConfigureWebhooks(skilljarsim.WebhookConfig{Retries: 2, Backoff: 50 * time.Millisecond})
+	_, base := s.startWebhookAPI(t)
+	startProcess(t, webhookEnv(s, base), "worker")
+	s.backfillFirst(t)
+
+	code, out := s.cli(t, base, 30*time.Second, "webhooks", "install")
+	if code != 0 || !strings.Contains(out, "(all events): active") || !strings.Contains(out, "ping: succeeded=true status=200") {
+		t.Fatalf("webhooks install (%d):\n%s", code, out)
+	}
+	subs := s.sj.Webhooks()
+	if len(subs) != 1 || subs[0].TargetURL != base+"/webhooks/skilljar" || subs[0].BasicAuthPassword == "" {
+		t.Fatalf("subscriptions after install: %+v", subs)
+	}
+	if code, out = s.cli(t, base, 30*time.Second, "webhooks", "install"); code != 0 || len(s.sj.Webhooks()) != 1 {
+		t.Fatalf("a second install must update the one subscription (%d, %d subscriptions):\n%s", code, len(s.sj.Webhooks()), out)
+	}
+
+	changed := s.sj.ChangeLearners(0.1)
+	s.waitExact(t, time.Minute)
+	if len(liveRuns(t, s)) == 0 {
+		t.Fatal("Salesforce caught up without a live run: the test did not exercise webhooks")
+	}
+	if n := s.sj.CallCount("GET /v1/users/{id}"); n > len(changed) {
+		t.Errorf("%d learner lookups for %d changed learners", n, len(changed))
+	}
+
+	// The receiver refuses what is not Skilljar's: a wrong password, an oversized body.
+	creds, err := s.webhookStore(t).Credentials(s.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(user, pass string, body []byte) int {
+		req, _ := http.NewRequest(http.MethodPost, base+"/webhooks/skilljar", bytes.NewReader(body))
+		req.SetBasicAuth(user, pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	event := []byte(`{"type":"COURSE_COMPLETION","user":{"id":"` + changed[0] + `"}}`)
+	if st := post(creds.Username, creds.Password+"x", event); st != http.StatusUnauthorized {
+		t.Errorf("a wrong password got %d, want 401", st)
+	}
+	if st := post(creds.Username, creds.Password, bytes.Repeat([]byte("x"), 70<<10)); st != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 70 KiB body got %d, want 413", st)
+	}
+	if st := post(creds.Username, creds.Password, []byte(`{"type":"COURSE_COMPLETION","who":"nobody"}`)); st != http.StatusOK {
+		t.Errorf("a body naming no learner got %d, want 200 (kept and counted)", st)
+	}
+
+	// The receiver loses its credentials: Skilljar's next delivery gets a 401 and Skilljar
+	// turns the subscription off.
+	if err := s.webhookStore(t).DeleteCredentials(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.sj.ChangeLearners(0.01)
+	deadline := time.Now().Add(30 * time.Second)
+	for s.sj.Webhooks()[0].Active && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, out = s.cli(t, base, 30*time.Second, "webhooks", "status")
+	if code == 0 || !strings.Contains(out, "DEACTIVATED (HTTP_4XX_RESPONSE)") || !strings.Contains(out, "unknown 1") {
+		t.Fatalf("webhooks status after a 401 must fail naming the reason (%d):\n%s", code, out)
+	}
+	if full, err := s.webhookStore(t).TakeFullDetection(s.ctx); err != nil || !full {
+		t.Fatalf("a deactivation did not ask the next catch-up for full change detection (%v)", err)
+	}
+}
+
+func TestWebhookDeliveriesWhileNoWorkerRunsAreAllWrittenOnceOneStarts(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, skilljarsim.Config{Users: 200, Seed: 32}, salesforcesim.Config{})
+	_, base := s.startWebhookAPI(t)
+	w := startProcess(t, webhookEnv(s, base), "worker")
+	s.backfillFirst(t)
+	w.signal(t, syscall.SIGTERM)
+	w.wait(t, 30*time.Second)
+
+	if code, out := s.cli(t, base, 30*time.Second, "webhooks", "install"); code != 0 {
+		t.Fatalf("webhooks install (%d):\n%s", code, out)
+	}
+	changed := s.sj.ChangeLearners(0.1)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if sent, _ := s.sj.WebhookDeliveries(); sent >= len(changed) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Skilljar did not deliver %d changes to the api", len(changed))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // longer than the debounce: a worker, were one running, would write
+	if simcheck.Compare(s.sj.Org(), s.sf).Exact() {
+		t.Fatal("Salesforce caught up with no worker running: the test proves nothing")
+	}
+	st, err := s.webhookStore(t).Stats(s.ctx)
+	if err != nil || st.Pending != int64(len(changed)) {
+		t.Fatalf("%d learners queued for %d changed (%v)", st.Pending, len(changed), err)
+	}
+
+	startProcess(t, webhookEnv(s, base), "worker")
+	s.waitExact(t, time.Minute)
+	for _, r := range liveRuns(t, s) {
+		r = s.waitRun(t, r.ID, 30*time.Second, "the live run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+		if r.State != runstore.Succeeded {
+			t.Errorf("live run %s ended %s: %s", r.ID, r.State, r.Error)
+		}
+	}
+}
+
+func TestABurstOfDeliveriesCostsOneLookupPerLearnerAndNo429(t *testing.T) {
+	t.Parallel()
+	// The simulator refuses what the engine's limit allows plus nothing: any call past the
+	// shared budget would be a 429.
+	s := newStack(t, skilljarsim.Config{Users: 300, Seed: 33, PerMinute: 240 * 60, TimeScale: 60}, salesforcesim.Config{})
+	// A debounce longer than the burst takes to send, so each learner is due once.
+	_, base := s.startWebhookAPI(t, "BACKFILL_WEBHOOK_DEBOUNCE_MS=1000")
+	startProcess(t, webhookEnv(s, base, "BACKFILL_WEBHOOK_DEBOUNCE_MS=1000"), "worker")
+	s.backfillFirst(t)
+	if code, out := s.cli(t, base, 30*time.Second, "webhooks", "install"); code != 0 {
+		t.Fatalf("webhooks install (%d):\n%s", code, out)
+	}
+	creds, err := s.webhookStore(t).Credentials(s.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	learners := s.sj.Org().Learners[:50]
+	lookups, progress := s.sj.CallCount("GET /v1/users/{id}"), s.sj.CallCount("GET /v1/users/{id}/published-courses")
+	for i := range 500 {
+		body := fmt.Sprintf(`{"type":"LESSON_COMPLETION","id":"ev%d","user":{"id":%q}}`, i, learners[i%len(learners)].ID)
+		req, _ := http.NewRequest(http.MethodPost, base+"/webhooks/skilljar", strings.NewReader(body))
+		req.SetBasicAuth(creds.Username, creds.Password)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("delivery %d got %d", i, resp.StatusCode)
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, err := s.webhookStore(t).Stats(s.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		active := false
+		for _, r := range liveRuns(t, s) {
+			active = active || !r.State.Terminal()
+		}
+		if st.Pending == 0 && !active && len(liveRuns(t, s)) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the burst was not written within a minute: %d pending", st.Pending)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := s.sj.CallCount("GET /v1/users/{id}") - lookups; n < 1 || n > len(learners) {
+		t.Errorf("%d learner lookups for 500 deliveries naming %d learners", n, len(learners))
+	}
+	if n := s.sj.CallCount("GET /v1/users/{id}/published-courses") - progress; n > len(learners) {
+		t.Errorf("%d progress reads for 500 deliveries naming %d learners", n, len(learners))
+	}
+	for _, c := range s.sj.Calls() {
+		if c.Status == http.StatusTooManyRequests {
+			t.Errorf("%d calls to %s got 429", c.Count, c.Endpoint)
+		}
+	}
+}
