@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"syscall"
@@ -74,6 +75,20 @@ func (s *stack) webhookStore(t testing.TB) *webhooks.Store {
 	return webhooks.NewStore(s.redis.Client(t), s.conn, webhooks.StoreConfig{})
 }
 
+// settingsPage is the settings page as the operator's browser gets it.
+func settingsPage(t testing.TB, base string) []byte {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
+	req.SetBasicAuth("operator", apiToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	page, _ := io.ReadAll(resp.Body)
+	return page
+}
+
 func liveRuns(t testing.TB, s *stack) []*runstore.Run {
 	runs, err := s.store.List(s.ctx, 1000)
 	if err != nil {
@@ -106,6 +121,10 @@ func TestWebhooksInstalledByTheCLICarryChangesToSalesforceAndADeactivationShows(
 	}
 	if code, out = s.cli(t, base, 30*time.Second, "webhooks", "install"); code != 0 || len(s.sj.Webhooks()) != 1 {
 		t.Fatalf("a second install must update the one subscription (%d, %d subscriptions):\n%s", code, len(s.sj.Webhooks()), out)
+	}
+
+	if page := settingsPage(t, base); !bytes.Contains(page, []byte(`id="webhooks" class="status ok"`)) {
+		t.Errorf("the page's webhook block is not green after install:\n%s", page)
 	}
 
 	changed := s.sj.ChangeLearners(0.1)
@@ -156,6 +175,20 @@ func TestWebhooksInstalledByTheCLICarryChangesToSalesforceAndADeactivationShows(
 	code, out = s.cli(t, base, 30*time.Second, "webhooks", "status")
 	if code == 0 || !strings.Contains(out, "DEACTIVATED (HTTP_4XX_RESPONSE)") || !strings.Contains(out, "unknown 1") {
 		t.Fatalf("webhooks status after a 401 must fail naming the reason (%d):\n%s", code, out)
+	}
+	if page := settingsPage(t, base); !bytes.Contains(page, []byte(`id="webhooks" class="status bad"`)) || !bytes.Contains(page, []byte("deactivated the webhook (HTTP_4XX_RESPONSE)")) {
+		t.Errorf("the page's webhook block is not red with the reason:\n%s", page)
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(metrics, []byte(`backfill_webhook_subscriptions{reason="HTTP_4XX_RESPONSE",state="deactivated"} 1`)) {
+		t.Errorf("/metrics does not count the deactivated subscription:\n%s", metrics)
 	}
 	if full, err := s.webhookStore(t).TakeFullDetection(s.ctx); err != nil || !full {
 		t.Fatalf("a deactivation did not ask the next catch-up for full change detection (%v)", err)

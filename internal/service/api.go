@@ -68,6 +68,7 @@ func NewAPI(p *Parts) (*API, error) {
 	}
 	page, err := webui.New(webui.Config{}, webui.Deps{
 		Runs: p.Engine, Ledger: p.Store, Settings: st, Domains: domains, Connection: auth, Logger: p.Log,
+		Webhooks: p.Webhooks,
 	})
 	if err != nil {
 		return nil, err

@@ -28,6 +28,9 @@ func (p *Parts) buildWebhooks(rdb redis.UniversalClient) {
 		sealer = p.Connection
 	}
 	p.Webhooks = webhooks.NewStore(rdb, sealer, webhooks.StoreConfig{Debounce: p.Config.Webhook.Debounce})
+	if p.Config.Role == config.RoleAPI { // the shared Redis is exported once, as the runs are
+		p.Metrics.WatchWebhooks(p.Webhooks, 5*time.Second)
+	}
 	if p.Skilljar != nil && sealer != nil {
 		p.WebhookManager = webhooks.NewManager(p.Skilljar, p.Webhooks, p.Config.Webhook.URL)
 	}
