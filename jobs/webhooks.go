@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -14,14 +13,16 @@ const TypeWebhookDrain = "webhooks:drain"
 // waits it out a second or two at a time.
 const WebhookDrainMaxRetry = 10000
 
-// NewWebhookDrainTask builds the drain due at at, to the second: every delivery within the
-// same second schedules the same task, so a burst enqueues one drain a second.
+// WebhookDrainTaskID is the one drain task: while it is scheduled, waiting to retry or
+// running, a delivery's enqueue collides with it, so a burst makes one drain, not one each.
+const WebhookDrainTaskID = "webhooks:drain"
+
+// NewWebhookDrainTask builds the drain due at at.
 func NewWebhookDrainTask(at time.Time) *asynq.Task {
-	sec := at.Truncate(time.Second).Add(time.Second)
 	return asynq.NewTask(TypeWebhookDrain, nil,
 		asynq.Queue(QueueCritical),
-		asynq.TaskID("webhooks:drain:"+strconv.FormatInt(sec.Unix(), 10)),
-		asynq.ProcessAt(sec),
+		asynq.TaskID(WebhookDrainTaskID),
+		asynq.ProcessAt(at),
 		asynq.Timeout(time.Minute),
 		asynq.MaxRetry(WebhookDrainMaxRetry),
 	)

@@ -17,14 +17,17 @@ type LiveStarter interface {
 	StartLive(ctx context.Context, sc runstore.Scope) (*runstore.Run, error)
 }
 
-// DueChecker says whether queued learners wait; *webhooks.Store is one.
+// DueChecker says whether queued learners are due, or wait for their debounce;
+// *webhooks.Store is one.
 type DueChecker interface {
-	Due(ctx context.Context) (bool, error)
+	Due(ctx context.Context) (due, waiting bool, err error)
 }
 
-// NewWebhookDrainHandler handles drain tasks: each starts a live run over the saved
-// settings' domains. While a live run is active the drain retries shortly, so a learner
-// queued just as that run saw the queue empty is not left waiting for the next delivery.
+// NewWebhookDrainHandler handles the drain task: it starts a live run over the saved
+// settings' domains. There is one drain task at a time (jobs.WebhookDrainTaskID), so while
+// learners wait for their debounce, or a live run holds the scope, the drain retries
+// shortly: a learner whose delivery found the task already there is never left waiting
+// for the next delivery.
 func NewWebhookDrainHandler(starter LiveStarter, st SettingsReader, queue DueChecker, log zerolog.Logger) asynq.Handler {
 	return &drainHandler{starter: starter, settings: st, queue: queue, log: log}
 }
@@ -37,9 +40,14 @@ type drainHandler struct {
 }
 
 func (h *drainHandler) ProcessTask(ctx context.Context, _ *asynq.Task) error {
-	due, err := h.queue.Due(ctx)
-	if err != nil || !due {
+	due, waiting, err := h.queue.Due(ctx)
+	switch {
+	case err != nil:
 		return err
+	case !due && waiting:
+		return fmt.Errorf("%w: queued learners wait for their debounce", pipeline.ErrRetryLater)
+	case !due:
+		return nil
 	}
 	st, err := h.settings.Get(ctx)
 	if err != nil {

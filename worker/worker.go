@@ -99,12 +99,15 @@ func NewServer(r asynq.RedisConnOpt, cfg Config, log zerolog.Logger) *Server {
 	s.srv = asynq.NewServer(r, asynq.Config{
 		Concurrency:       cfg.Concurrency,
 		TaskCheckInterval: cfg.PollInterval,
-		Queues:            jobs.QueueWeights,
-		ShutdownTimeout:   cfg.ShutdownTimeout,
-		IsFailure:         func(err error) bool { return !errors.Is(err, pipeline.ErrRetryLater) },
-		RetryDelayFunc:    retryDelay,
-		Logger:            logging.Asynq{L: log},
-		LogLevel:          asynq.WarnLevel,
+		// Webhook drains and retries are scheduled tasks: asynq's default of moving them to
+		// their queue every 5s would add that much to how fresh Salesforce is.
+		DelayedTaskCheckInterval: time.Second,
+		Queues:                   jobs.QueueWeights,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		IsFailure:                func(err error) bool { return !errors.Is(err, pipeline.ErrRetryLater) },
+		RetryDelayFunc:           retryDelay,
+		Logger:                   logging.Asynq{L: log},
+		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			id, _ := asynq.GetTaskID(ctx)
 			n, _ := asynq.GetRetryCount(ctx)

@@ -132,6 +132,7 @@ func RunAPI(ctx context.Context, p *Parts) error {
 		return &config.Error{Var: "BACKFILL_HTTP_ADDR", Expect: fmt.Sprintf("cannot listen on %q: %v", p.Config.HTTPAddr, err)}
 	}
 	go p.watchWebhooks(ctx)
+	go p.sweepWebhooks(ctx)
 	p.Log.Info().Str("addr", ln.Addr().String()).Msg("api listening")
 	return Serve(ctx, ln, api.Handler, p.Log)
 }

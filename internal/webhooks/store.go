@@ -219,10 +219,16 @@ func (s *Store) Claim(ctx context.Context, claim string, max int) ([]string, err
 	return ids, nil
 }
 
-// Due reports whether a learner is due, so a drain would find work.
-func (s *Store) Due(ctx context.Context) (bool, error) {
-	n, err := s.rdb.ZCount(ctx, s.key("pending"), "-inf", strconv.FormatInt(s.cfg.Now().UnixMilli(), 10)).Result()
-	return n > 0, err
+// Due reports whether a learner is due, so a drain would find work, and whether others
+// wait for their debounce.
+func (s *Store) Due(ctx context.Context) (due, waiting bool, err error) {
+	pipe := s.rdb.Pipeline()
+	ready := pipe.ZCount(ctx, s.key("pending"), "-inf", strconv.FormatInt(s.cfg.Now().UnixMilli(), 10))
+	all := pipe.ZCard(ctx, s.key("pending"))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, false, fmt.Errorf("read the webhook queue: %w", err)
+	}
+	return ready.Val() > 0, all.Val() > ready.Val(), nil
 }
 
 // QueueStats is what the queue has seen.
