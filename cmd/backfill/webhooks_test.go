@@ -190,9 +190,28 @@ func TestWebhooksInstalledByTheCLICarryChangesToSalesforceAndADeactivationShows(
 	if !bytes.Contains(metrics, []byte(`backfill_webhook_subscriptions{reason="HTTP_4XX_RESPONSE",state="deactivated"} 1`)) {
 		t.Errorf("/metrics does not count the deactivated subscription:\n%s", metrics)
 	}
-	if full, err := s.webhookStore(t).TakeFullDetection(s.ctx); err != nil || !full {
-		t.Fatalf("a deactivation did not ask the next catch-up for full change detection (%v)", err)
+	// The next catch-up compares every learner, not only those whose fingerprint moved.
+	catchup, err := s.engine.StartCatchup(s.ctx, runstore.Scope{SinkMode: runstore.SinkCollections}, time.Now())
+	if err != nil {
+		t.Fatal(err)
 	}
+	catchup = s.waitRun(t, catchup.ID, time.Minute, "the catch-up to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+	if catchup.State != runstore.Succeeded || len(catchup.Streams) == 0 || !catchup.Streams[0].Full {
+		t.Fatalf("catch-up after a deactivation ended %s with streams %+v: want a full snapshot first", catchup.State, catchup.Streams)
+	}
+	learners := len(s.sj.Org().Learners)
+	events, err := s.store.Events(s.ctx, catchup.ID, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ev := range events {
+		found = found || (ev.Kind == "changes_found" && strings.Contains(ev.Message, fmt.Sprintf("pass 1: %d learners changed", learners)))
+	}
+	if !found {
+		t.Errorf("the catch-up did not find all %d learners changed: %+v", learners, events)
+	}
+	s.waitExact(t, time.Minute)
 }
 
 func TestWebhookDeliveriesWhileNoWorkerRunsAreAllWrittenOnceOneStarts(t *testing.T) {
