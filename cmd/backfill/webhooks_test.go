@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sjbackfill/backfill/internal/apiclient"
+	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
+	"github.com/sjbackfill/backfill/internal/settings"
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
 	"github.com/sjbackfill/backfill/internal/sim/simcheck"
 	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
@@ -315,5 +318,69 @@ func TestABurstOfDeliveriesCostsOneLookupPerLearnerAndNo429(t *testing.T) {
 		if c.Status == http.StatusTooManyRequests {
 			t.Errorf("%d calls to %s got 429", c.Count, c.Endpoint)
 		}
+	}
+}
+
+func TestALiveRunWritesNoLearnerOutsideTheSettingsDomains(t *testing.T) {
+	t.Parallel()
+	const allowed = "learn.example.com"
+	s := newStack(t, skilljarsim.Config{Users: 200, Seed: 34}, salesforcesim.Config{})
+	_, base := s.startWebhookAPI(t)
+	startProcess(t, webhookEnv(s, base), "worker")
+	c, err := apiclient.New(base, apiToken, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutSettings(s.ctx, settings.Settings{Domains: []string{allowed}}); err != nil {
+		t.Fatal(err)
+	}
+	run, _, err := s.engine.Start(s.ctx, pipeline.StartRequest{Scope: runstore.Scope{Domains: []string{allowed}, SinkMode: runstore.SinkCollections}, Trigger: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.waitRun(t, run.ID, 2*time.Minute, "the backfill to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+	if code, out := s.cli(t, base, 30*time.Second, "webhooks", "install"); code != 0 {
+		t.Fatalf("webhooks install (%d):\n%s", code, out)
+	}
+	var inside, outside string
+	for _, l := range s.sj.Org().Learners {
+		member := slices.ContainsFunc(l.Memberships, func(m skilljarsim.Membership) bool { return m.Domain == allowed })
+		switch {
+		case member && inside == "":
+			inside = l.ID
+		case !member && outside == "":
+			outside = l.ID
+		}
+	}
+	creds, err := s.webhookStore(t).Credentials(s.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{inside, outside} {
+		req, _ := http.NewRequest(http.MethodPost, base+"/webhooks/skilljar", strings.NewReader(`{"type":"COURSE_ENROLLMENT","user":{"id":"`+id+`"}}`))
+		req.SetBasicAuth(creds.Username, creds.Password)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	var live *runstore.Run
+	for deadline := time.Now().Add(time.Minute); live == nil || !live.State.Terminal(); time.Sleep(100 * time.Millisecond) {
+		if runs := liveRuns(t, s); len(runs) > 0 {
+			live = runs[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no live run ended within a minute")
+		}
+	}
+	if c := live.Counters["student"]; live.State != runstore.Succeeded || c.Read != 2 || c.Filtered != 1 {
+		t.Fatalf("live run %s with student counters %+v: want 2 read, the outsider filtered", live.State, c)
+	}
+	if _, ok := s.sf.RecordByExternalID("skilljar__Student__c", "skilljar__Obfuscated_Id__c", outside); ok {
+		t.Errorf("learner %s of no allowed domain was written to Salesforce", outside)
+	}
+	if _, ok := s.sf.RecordByExternalID("skilljar__Student__c", "skilljar__Obfuscated_Id__c", inside); !ok {
+		t.Errorf("learner %s of %s is not in Salesforce", inside, allowed)
 	}
 }

@@ -33,6 +33,15 @@ type LiveQueue interface {
 type LearnerLookup interface {
 	User(ctx context.Context, id string) (skilljar.UserOverview, error)
 	UserByEmail(ctx context.Context, email string) (skilljar.UserOverview, error)
+	DomainUser(ctx context.Context, domain, id string) (skilljar.DomainUser, error)
+}
+
+// liveLearner is what a lookup found: the student record, or that the learner is in none
+// of the run's domains.
+type liveLearner struct {
+	id      string
+	student mapping.Source
+	outside bool
 }
 
 // liveStream claims pages of queued learners and writes each with the learner page's
@@ -120,16 +129,23 @@ func (l *liveStream) page(ctx context.Context) (*runstore.Commit, runstore.State
 	}
 	// Each learner costs a lookup and a progress read; both are paid into the live budget
 	// here, before either is made.
-	f := fetchOrdered(ctx, len(todo), s.e.cfg.ProgressConcurrency, len(todo), func(ctx context.Context, k int) (skilljar.UserOverview, error) {
+	f := fetchOrdered(ctx, len(todo), s.e.cfg.ProgressConcurrency, len(todo), func(ctx context.Context, k int) (liveLearner, error) {
 		for range 2 {
 			if err := l.budget(ctx); err != nil {
-				return skilljar.UserOverview{}, err
+				return liveLearner{}, err
 			}
 		}
+		var u skilljar.UserOverview
+		var err error
 		if kind, v, _ := strings.Cut(keys[todo[k]], ":"); kind == "email" {
-			return lookup.UserByEmail(ctx, v)
+			u, err = lookup.UserByEmail(ctx, v)
+		} else {
+			u, err = lookup.User(ctx, lp.ids[todo[k]])
 		}
-		return lookup.User(ctx, lp.ids[todo[k]])
+		if err != nil {
+			return liveLearner{}, err
+		}
+		return l.member(ctx, lookup, u)
 	})
 	defer f.Close()
 	for _, j := range todo {
@@ -141,7 +157,7 @@ func (l *liveStream) page(ctx context.Context) (*runstore.Commit, runstore.State
 		case r.Err != nil:
 			return nil, "", fmt.Errorf("look up learner %s named by a webhook: %w", keys[j], r.Err)
 		default:
-			lp.ids[j], lp.students[j] = r.Value.User.ID, mapping.StudentSourceFromUser(r.Value.User)
+			lp.ids[j], lp.students[j], lp.outside[j] = r.Value.id, r.Value.student, r.Value.outside
 		}
 	}
 	state, err := lp.write(ctx, &l.cp)
@@ -150,6 +166,29 @@ func (l *liveStream) page(ctx context.Context) (*runstore.Commit, runstore.State
 	}
 	l.cp = learnerCursor{Pages: l.cp.Pages + 1}
 	return &runstore.Commit{Checkpoint: l.cp}, state, nil
+}
+
+// member finds the learner in the run's domain allow-list: a run of every domain takes
+// anyone, a scoped one asks each allowed domain in turn (one more call each, paid into the
+// live budget), as a delivery may name a learner of any domain.
+func (l *liveStream) member(ctx context.Context, lookup LearnerLookup, u skilljar.UserOverview) (liveLearner, error) {
+	if len(l.s.run.Scope.Domains) == 0 {
+		return liveLearner{id: u.User.ID, student: mapping.StudentSourceFromUser(u.User)}, nil
+	}
+	for _, d := range l.s.run.Plan.Domains {
+		if err := l.budget(ctx); err != nil {
+			return liveLearner{}, err
+		}
+		du, err := lookup.DomainUser(ctx, d, u.User.ID)
+		if errors.Is(err, skilljar.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return liveLearner{}, err
+		}
+		return liveLearner{id: u.User.ID, student: mapping.StudentSource(du, d)}, nil
+	}
+	return liveLearner{id: u.User.ID, outside: true}, nil
 }
 
 func (l *liveStream) budget(ctx context.Context) error {

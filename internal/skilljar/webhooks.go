@@ -95,6 +95,15 @@ func (c *Client) UserByEmail(ctx context.Context, email string) (UserOverview, e
 	return UserOverview{}, fmt.Errorf("%w: no learner with that email", ErrNotFound)
 }
 
+// DomainUser reads one learner's membership of a domain (GET /v1/domains/{domain}/users/{id});
+// ErrNotFound when the learner is not a member.
+func (c *Client) DomainUser(ctx context.Context, domain, id string) (DomainUser, error) {
+	var u DomainUser
+	target := c.url("/v1/domains/"+url.PathEscape(domain)+"/users/"+url.PathEscape(id), nil)
+	err := c.get(ctx, "domain_user", target, func(b []byte) error { return json.Unmarshal(b, &u) })
+	return u, err
+}
+
 func (c *Client) webhookURL(id, suffix string) string {
 	return c.url("/v1/webhooks/"+url.PathEscape(id)+suffix, nil)
 }
