@@ -265,8 +265,8 @@ func TestABurstOfDeliveriesCostsOneLookupPerLearnerAndNo429(t *testing.T) {
 	// engine's 200/1s: any call past the shared budget would be a 429.
 	s := newStack(t, skilljarsim.Config{Users: 300, Seed: 33, PerMinute: 240, TimeScale: 60}, salesforcesim.Config{})
 	// A debounce longer than the burst takes to send, so each learner is due once.
-	_, base := s.startWebhookAPI(t, "BACKFILL_WEBHOOK_DEBOUNCE_MS=1000")
-	startProcess(t, webhookEnv(s, base, "BACKFILL_WEBHOOK_DEBOUNCE_MS=1000"), "worker")
+	_, base := s.startWebhookAPI(t, "BACKFILL_WEBHOOK_DEBOUNCE_MS=3000")
+	startProcess(t, webhookEnv(s, base, "BACKFILL_WEBHOOK_DEBOUNCE_MS=3000"), "worker")
 	s.backfillFirst(t)
 	if code, out := s.cli(t, base, 30*time.Second, "webhooks", "install"); code != 0 {
 		t.Fatalf("webhooks install (%d):\n%s", code, out)
