@@ -47,7 +47,15 @@ func BenchmarkWebhookFreshness(b *testing.B) {
 	}
 	s.waitRun(b, backfill.ID, time.Minute, "the concurrent backfill to read learners", func(r *runstore.Run) bool { return r.Progress.Done > 0 })
 
+	calls0, _ := skilljarCalls(s.sj)
+	lookups0 := s.sj.CallCount("GET /v1/users/{id}")
+	window := time.Now()
 	lags := freshness(b, s, changes)
+	calls, _ := skilljarCalls(s.sj)
+	// Each change costs the live run a lookup and a progress read; the rest is the backfill.
+	live := 2 * (s.sj.CallCount("GET /v1/users/{id}") - lookups0)
+	b.ReportMetric(float64(calls-calls0)/time.Since(window).Seconds(), "fresh_window_calls/s")
+	b.ReportMetric(float64(live)/float64(calls-calls0), "fresh_live_share_of_calls")
 	if run, _ := s.store.Get(s.ctx, backfill.ID); run.State.Terminal() {
 		b.Fatalf("the backfill ended (%s) before the changes were measured: the figures are not under load", run.State)
 	}

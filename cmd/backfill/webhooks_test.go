@@ -342,12 +342,12 @@ func TestALiveRunWritesNoLearnerOutsideTheSettingsDomains(t *testing.T) {
 	if code, out := s.cli(t, base, 30*time.Second, "webhooks", "install"); code != 0 {
 		t.Fatalf("webhooks install (%d):\n%s", code, out)
 	}
-	var inside, outside string
+	var inside, insideEmail, outside string
 	for _, l := range s.sj.Org().Learners {
 		member := slices.ContainsFunc(l.Memberships, func(m skilljarsim.Membership) bool { return m.Domain == allowed })
 		switch {
 		case member && inside == "":
-			inside = l.ID
+			inside, insideEmail = l.ID, l.Email
 		case !member && outside == "":
 			outside = l.ID
 		}
@@ -356,8 +356,10 @@ func TestALiveRunWritesNoLearnerOutsideTheSettingsDomains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{inside, outside} {
-		req, _ := http.NewRequest(http.MethodPost, base+"/webhooks/skilljar", strings.NewReader(`{"type":"COURSE_ENROLLMENT","user":{"id":"`+id+`"}}`))
+	// One delivery names its learner by email only, the other by id.
+	listed := s.sj.CallCount("GET /v1/users")
+	for _, body := range []string{`{"type":"COURSE_ENROLLMENT","user":{"email":"` + insideEmail + `"}}`, `{"type":"COURSE_ENROLLMENT","user":{"id":"` + outside + `"}}`} {
+		req, _ := http.NewRequest(http.MethodPost, base+"/webhooks/skilljar", strings.NewReader(body))
 		req.SetBasicAuth(creds.Username, creds.Password)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -382,5 +384,8 @@ func TestALiveRunWritesNoLearnerOutsideTheSettingsDomains(t *testing.T) {
 	}
 	if _, ok := s.sf.RecordByExternalID("skilljar__Student__c", "skilljar__Obfuscated_Id__c", inside); !ok {
 		t.Errorf("learner %s of %s is not in Salesforce", inside, allowed)
+	}
+	if s.sj.CallCount("GET /v1/users") == listed {
+		t.Error("the learner named by email was not looked up by email")
 	}
 }
