@@ -9,8 +9,9 @@ import (
 // TypeWebhookDrain starts a live run that writes the learners webhook deliveries queued.
 const TypeWebhookDrain = "webhooks:drain"
 
-// WebhookDrainMaxRetry covers a long backfill or live run holding the scope: the drain
-// waits it out a second or two at a time.
+// WebhookDrainMaxRetry covers a drain waiting, a second or two at a time, for debounces to
+// end: at most ten debounces, so debounces up to about 25 minutes. An archived drain would
+// keep its task id and block every later one.
 const WebhookDrainMaxRetry = 10000
 
 // WebhookDrainTaskID is the one drain task: while it is scheduled, waiting to retry or

@@ -25,9 +25,11 @@ type DueChecker interface {
 
 // NewWebhookDrainHandler handles the drain task: it starts a live run over the saved
 // settings' domains. There is one drain task at a time (jobs.WebhookDrainTaskID), so while
-// learners wait for their debounce, or a live run holds the scope, the drain retries
-// shortly: a learner whose delivery found the task already there is never left waiting
-// for the next delivery.
+// learners wait for their debounce the drain retries shortly, and a learner whose delivery
+// found the task already there is not left waiting. While a run holds the scope the drain
+// ends: an active live run claims what comes due, and the api schedules a drain again
+// while learners wait (service.sweepWebhooks), so a long backfill of the same scope never
+// exhausts the task's retries.
 func NewWebhookDrainHandler(starter LiveStarter, st SettingsReader, queue DueChecker, log zerolog.Logger) asynq.Handler {
 	return &drainHandler{starter: starter, settings: st, queue: queue, log: log}
 }
@@ -57,7 +59,8 @@ func (h *drainHandler) ProcessTask(ctx context.Context, _ *asynq.Task) error {
 	var conflict *runstore.ConflictError
 	switch {
 	case errors.As(err, &conflict):
-		return fmt.Errorf("%w: run %s holds the scope", pipeline.ErrRetryLater, conflict.ActiveID)
+		h.log.Debug().Str("run_id", conflict.ActiveID).Msg("webhook drain: a run holds the scope; it or the next sweep takes the queue")
+		return nil
 	case err != nil:
 		return err
 	}

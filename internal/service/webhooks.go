@@ -82,11 +82,11 @@ func (p *Parts) scheduleDrain(ctx context.Context) error {
 }
 
 // drainSweepEvery is how often the api makes sure a drain is scheduled while learners wait.
-const drainSweepEvery = 5 * time.Second
+const drainSweepEvery = 2 * time.Second
 
 // sweepWebhooks schedules the drain whenever learners wait: a delivery whose enqueue met the
-// drain task just as that task found the queue empty and finished would otherwise wait for
-// the next delivery.
+// drain task as it ended (the queue empty, or a run holding the scope that then finished)
+// would otherwise wait for the next delivery.
 func (p *Parts) sweepWebhooks(ctx context.Context) {
 	t := time.NewTicker(drainSweepEvery)
 	defer t.Stop()
