@@ -32,7 +32,9 @@ type Deps struct {
 	Slices SliceRunner
 	// Catchup, when set, handles the scheduler's catch-up ticks.
 	Catchup asynq.Handler
-	Logger  zerolog.Logger
+	// WebhookDrain, when set, handles the drains webhook deliveries schedule.
+	WebhookDrain asynq.Handler
+	Logger       zerolog.Logger
 	// Stop is closed when the process begins a graceful shutdown.
 	Stop <-chan struct{}
 }
@@ -42,6 +44,9 @@ func Register(mux *asynq.ServeMux, d Deps) {
 	mux.Handle(jobs.TypeSlice, &sliceHandler{runner: d.Slices, stop: d.Stop})
 	if d.Catchup != nil {
 		mux.Handle(jobs.TypeCatchupTick, d.Catchup)
+	}
+	if d.WebhookDrain != nil {
+		mux.Handle(jobs.TypeWebhookDrain, d.WebhookDrain)
 	}
 }
 
@@ -94,12 +99,15 @@ func NewServer(r asynq.RedisConnOpt, cfg Config, log zerolog.Logger) *Server {
 	s.srv = asynq.NewServer(r, asynq.Config{
 		Concurrency:       cfg.Concurrency,
 		TaskCheckInterval: cfg.PollInterval,
-		Queues:            jobs.QueueWeights,
-		ShutdownTimeout:   cfg.ShutdownTimeout,
-		IsFailure:         func(err error) bool { return !errors.Is(err, pipeline.ErrRetryLater) },
-		RetryDelayFunc:    retryDelay,
-		Logger:            logging.Asynq{L: log},
-		LogLevel:          asynq.WarnLevel,
+		// Webhook drains and retries are scheduled tasks: asynq's default of moving them to
+		// their queue every 5s would add that much to how fresh Salesforce is.
+		DelayedTaskCheckInterval: time.Second,
+		Queues:                   jobs.QueueWeights,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		IsFailure:                func(err error) bool { return !errors.Is(err, pipeline.ErrRetryLater) },
+		RetryDelayFunc:           retryDelay,
+		Logger:                   logging.Asynq{L: log},
+		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			id, _ := asynq.GetTaskID(ctx)
 			n, _ := asynq.GetRetryCount(ctx)

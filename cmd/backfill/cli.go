@@ -19,7 +19,7 @@ import (
 )
 
 // cliVerbs are the operator verbs that talk to a running API.
-var cliVerbs = map[string]bool{"start": true, "list": true, "show": true, "watch": true, "pause": true, "resume": true, "cancel": true}
+var cliVerbs = map[string]bool{"start": true, "list": true, "show": true, "watch": true, "pause": true, "resume": true, "cancel": true, "webhooks": true}
 
 const cliUsage = `Operator verbs (talk to the API at BACKFILL_URL with BACKFILL_API_TOKEN):
   backfill start [--domains a,b] [--objects x,y] [--dry-run] [--sink-mode auto|collections|bulk] [--watch]
@@ -27,6 +27,7 @@ const cliUsage = `Operator verbs (talk to the API at BACKFILL_URL with BACKFILL_
   backfill show ID [--json]     one run: state, counters, summary
   backfill watch ID             live progress until the run ends; exit status 0 when it succeeded
   backfill pause ID | resume ID | cancel ID
+  backfill webhooks install|status|remove   Skilljar's deliveries to this api's /webhooks/skilljar
 `
 
 // runCLI runs one operator verb.
@@ -50,6 +51,8 @@ func runCLI(ctx context.Context, verb string, args []string, stdout, stderr io.W
 	fs.Usage = func() { fmt.Fprint(stderr, cliUsage) }
 	c := &cli{client: client, stdout: stdout, stderr: stderr}
 	switch verb {
+	case "webhooks":
+		return c.webhooks(ctx, args)
 	case "start":
 		return c.start(ctx, fs, args)
 	case "list":

@@ -94,6 +94,7 @@ type Config struct {
 	// SalesforceLoginOrigins are the origins SALESFORCE_LOGIN_ORIGINS allows besides
 	// Salesforce's own login hosts.
 	SalesforceLoginOrigins []string
+	Webhook                Webhook
 }
 
 // Error names the variable at fault and what it expects, in one line.
@@ -194,6 +195,9 @@ func Load(role string, getenv func(string) string) (Config, error) {
 		if err := checkHTTPURL("PROMETHEUS_URL", c.PrometheusURL); err != nil {
 			return c, err
 		}
+	}
+	if c.Webhook, err = loadWebhook(get); err != nil {
+		return c, err
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":

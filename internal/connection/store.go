@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -160,22 +159,14 @@ func (s *Store) seal(g Grant) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	nonce := make([]byte, s.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return s.aead.Seal(nonce, nonce, plain, []byte(s.key)), nil
+	return s.Seal(s.key, plain)
 }
 
 func (s *Store) open(sealed []byte) (Grant, error) {
 	var g Grant
-	n := s.aead.NonceSize()
-	if len(sealed) < n {
-		return g, ErrSecretKey
-	}
-	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(s.key))
+	plain, err := s.Open(s.key, sealed)
 	if err != nil {
-		return g, ErrSecretKey
+		return g, err
 	}
 	return g, json.Unmarshal(plain, &g)
 }

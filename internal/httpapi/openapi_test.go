@@ -18,6 +18,8 @@ import (
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/settings"
+	"github.com/sjbackfill/backfill/internal/skilljar"
+	"github.com/sjbackfill/backfill/internal/webhooks"
 )
 
 type openAPIDoc struct {
@@ -145,7 +147,8 @@ func TestOpenAPISchemasListTheFieldsTheServerSends(t *testing.T) {
 		"Summary": runstore.Summary{}, "ObjectSummary": runstore.ObjectSummary{}, "DomainSummary": runstore.DomainSummary{}, "Event": runstore.Event{},
 		"Rejected": runstore.Rejected{}, "Sample": runstore.Sample{}, "Settings": settings.Settings{},
 		"ConnectionStatus": connection.Status{}, "ConnectionEventList": httpapi.ConnectionEventList{},
-		"ConnectionEvent": connection.Event{},
+		"ConnectionEvent": connection.Event{}, "WebhookStatus": webhooks.Status{},
+		"WebhookSubscription": webhooks.Subscription{}, "WebhookPing": skilljar.PingResult{}, "WebhookQueue": webhooks.QueueStats{},
 	}
 	for name, v := range types {
 		schema, ok := doc.Components.Schemas[name]

@@ -95,6 +95,10 @@ type Deps struct {
 	Metrics http.Handler
 	// Page serves / (the settings and Backfill page), behind HTTP Basic.
 	Page http.Handler
+	// Webhooks serves /v1/webhooks; WebhookReceiver serves /webhooks/skilljar, which
+	// authenticates Skilljar's deliveries itself, with the credentials install gave it.
+	Webhooks        Webhooks
+	WebhookReceiver http.Handler
 }
 
 // Server is the HTTP API.
@@ -147,6 +151,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		{method: http.MethodGet, pattern: "/v1/connection", handle: s.getConnection},
 		{method: http.MethodDelete, pattern: "/v1/connection", handle: s.deleteConnection},
 		{method: http.MethodGet, pattern: "/v1/connection/events", handle: s.connectionEvents},
+		{method: http.MethodGet, pattern: "/v1/webhooks", handle: s.getWebhooks},
+		{method: http.MethodPost, pattern: "/v1/webhooks", handle: s.installWebhooks},
+		{method: http.MethodDelete, pattern: "/v1/webhooks", handle: s.removeWebhooks},
 	}
 	s.handler = s.logRequests(s.crossOriginProtection().Handler(s.mux()))
 	return s, nil
@@ -187,6 +194,9 @@ func (s *Server) mux() *http.ServeMux {
 	}
 	if s.d.Monitoring != nil {
 		mux.Handle("/monitoring/", s.requireToken(basicChallenge, s.d.Monitoring))
+	}
+	if s.d.WebhookReceiver != nil {
+		mux.Handle("/webhooks/skilljar", s.d.WebhookReceiver)
 	}
 	if s.d.Metrics != nil {
 		mux.Handle("/metrics", s.requireToken(bearerChallenge, s.d.Metrics))

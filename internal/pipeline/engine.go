@@ -21,6 +21,7 @@ import (
 	"github.com/sjbackfill/backfill/internal/mapping"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/salesforce"
+	"github.com/sjbackfill/backfill/internal/skilljar"
 	"github.com/sjbackfill/backfill/jobs"
 )
 
@@ -107,7 +108,11 @@ type Deps struct {
 	Enqueuer Enqueuer
 	// Contacts finds and creates Contacts when a run links them; *salesforce.Client is one.
 	Contacts contacts.Salesforce
-	Logger   zerolog.Logger
+	// Live is the webhook queue live runs drain, and LiveBudget the share of the Skilljar
+	// budget they may take (stream_live.go); a catch-up reads Live for a full detection.
+	Live       LiveQueue
+	LiveBudget skilljar.Limiter
+	Logger     zerolog.Logger
 }
 
 // Engine starts, advances and controls runs.
@@ -249,8 +254,11 @@ func dedupeSorted(in []string) []string {
 }
 
 func queueFor(k runstore.Kind) string {
-	if k == runstore.KindCatchup {
+	switch k {
+	case runstore.KindCatchup:
 		return jobs.QueueCatchup
+	case runstore.KindLive: // short, and what makes Salesforce fresh
+		return jobs.QueueCritical
 	}
 	return jobs.QueueBackfill
 }

@@ -251,6 +251,9 @@ func (s *slice) plan(ctx context.Context) error {
 		}
 		return s.savePlan(ctx, p, total)
 	}
+	if s.run.Kind == runstore.KindLive {
+		return s.planLive(ctx)
+	}
 	sc := s.run.Scope
 	objects, added := s.e.Mapping.WithParents(sc.Objects)
 	var notes []string

@@ -54,11 +54,20 @@ func snapshotDef(pass int) runstore.StreamDef {
 // planSnapshot takes the first snapshot before any learner is read, so a change landing
 // during the run is found by the next catch-up. Only a run that writes progress may set the
 // watermark. A catch-up's later passes take theirs before each pass (planChanged).
-func planSnapshot(_ context.Context, p *planning) ([]runstore.StreamDef, error) {
+func planSnapshot(ctx context.Context, p *planning) ([]runstore.StreamDef, error) {
 	if !p.has(mapping.CourseProgress) || p.run.Scope.DryRun {
 		return nil, nil
 	}
-	return []runstore.StreamDef{snapshotDef(1)}, nil
+	def := snapshotDef(1)
+	if p.catchup() && p.e.Live != nil {
+		// Webhook deliveries were lost while a subscription was off: compare everyone.
+		full, err := p.e.Live.TakeFullDetection(ctx)
+		if err != nil {
+			return nil, err
+		}
+		def.Full = full
+	}
+	return []runstore.StreamDef{def}, nil
 }
 
 func openSnapshot(s *slice, i int) (stream, error) {
@@ -83,6 +92,9 @@ func (st *snapshotStream) page(ctx context.Context) (*runstore.Commit, runstore.
 		before, err := s.e.Store.Fingerprints(ctx, s.run, pass, ids)
 		if err != nil {
 			return nil, "", err
+		}
+		if st.def.Full {
+			clear(before)
 		}
 		for j, u := range p.Results {
 			if before[j] != c.Snapshot[u.User.ID] {

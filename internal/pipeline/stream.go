@@ -56,6 +56,7 @@ var streamKinds = []streamKind{
 	{streamVerify, planVerify, openVerify},
 	{streamChanged, planChanged, openChanged},
 	{streamRedrive, nil, openRedrive},
+	{streamLive, nil, openLive},
 }
 
 // planning is what the stream kinds plan a run from.

@@ -40,6 +40,8 @@ const (
 	KindCatchup  Kind = "catchup"
 	// KindRedrive sends another run's rejected records to Salesforce again.
 	KindRedrive Kind = "redrive"
+	// KindLive writes the learners webhook deliveries named.
+	KindLive Kind = "live"
 )
 
 // Sink modes: how rows reach Salesforce.
@@ -85,6 +87,8 @@ type StreamDef struct {
 	Object string `json:"object,omitempty"`
 	// Pass numbers a catch-up's change-detection passes.
 	Pass int `json:"pass,omitempty"`
+	// Full makes a catch-up's snapshot treat every learner as changed.
+	Full bool `json:"full,omitempty"`
 }
 
 // Plan is what the first slice decides after preflight: the streams, in dependency order,

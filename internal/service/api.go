@@ -68,6 +68,7 @@ func NewAPI(p *Parts) (*API, error) {
 	}
 	page, err := webui.New(webui.Config{}, webui.Deps{
 		Runs: p.Engine, Ledger: p.Store, Settings: st, Domains: domains, Connection: auth, Logger: p.Log,
+		Webhooks: p.Webhooks,
 	})
 	if err != nil {
 		return nil, err
@@ -81,6 +82,7 @@ func NewAPI(p *Parts) (*API, error) {
 	h, err := httpapi.New(httpapi.Config{Token: p.Config.APIToken}, httpapi.Deps{
 		Runs: p.Engine, Ledger: p.Store, Settings: st, Redis: p.Redis, Connection: auth,
 		Logger: p.Log, OAuth: auth.Handler(), Page: page, Monitoring: mon, Metrics: p.Metrics.Handler(),
+		Webhooks: p.webhookAdmin(), WebhookReceiver: p.webhookReceiver(),
 	})
 	if err != nil {
 		_ = mon.Close()
@@ -129,6 +131,8 @@ func RunAPI(ctx context.Context, p *Parts) error {
 	if err != nil {
 		return &config.Error{Var: "BACKFILL_HTTP_ADDR", Expect: fmt.Sprintf("cannot listen on %q: %v", p.Config.HTTPAddr, err)}
 	}
+	go p.watchWebhooks(ctx)
+	go p.sweepWebhooks(ctx)
 	p.Log.Info().Str("addr", ln.Addr().String()).Msg("api listening")
 	return Serve(ctx, ln, api.Handler, p.Log)
 }

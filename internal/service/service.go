@@ -24,6 +24,7 @@ import (
 	"github.com/sjbackfill/backfill/internal/salesforce"
 	"github.com/sjbackfill/backfill/internal/settings"
 	"github.com/sjbackfill/backfill/internal/skilljar"
+	"github.com/sjbackfill/backfill/internal/webhooks"
 	"github.com/sjbackfill/backfill/worker"
 )
 
@@ -46,8 +47,12 @@ type Parts struct {
 	Engine     *pipeline.Engine
 	// Metrics counts this process's Skilljar and Salesforce calls; the api role also
 	// exports the queues and runs from Redis.
-	Metrics   *metrics.Metrics
-	inspector *asynq.Inspector
+	Metrics *metrics.Metrics
+	// Webhooks is the queue of learners webhook deliveries named; WebhookManager manages
+	// the subscriptions, when a Skilljar key and the secret key are set (webhooks.go).
+	Webhooks       *webhooks.Store
+	WebhookManager *webhooks.Manager
+	inspector      *asynq.Inspector
 }
 
 // Build connects to Redis and builds the clients and the engine.
@@ -113,7 +118,9 @@ func Build(cfg config.Config, log zerolog.Logger) (*Parts, error) {
 		}
 	}
 	p.Queue = asynq.NewClient(opt)
-	deps := pipeline.Deps{Store: p.Store, Mapping: m, Enqueuer: p.Queue, Logger: log}
+	p.buildWebhooks(rdb)
+	deps := pipeline.Deps{Store: p.Store, Mapping: m, Enqueuer: p.Queue, Logger: log,
+		Live: p.Webhooks, LiveBudget: liveBudget(rdb, cfg)}
 	if p.Salesforce != nil {
 		deps.Contacts = p.Salesforce
 	}
@@ -203,6 +210,7 @@ func (p *Parts) Settings() *settings.Store {
 func (p *Parts) WorkerDeps(srv *worker.Server) worker.Deps {
 	return worker.Deps{
 		Slices: p.Engine, Stop: srv.Stopping(), Logger: p.Log,
-		Catchup: worker.NewCatchupHandler(p.Engine, p.Settings(), p.Log),
+		Catchup:      worker.NewCatchupHandler(p.Engine, p.Settings(), p.Log),
+		WebhookDrain: worker.NewWebhookDrainHandler(p.Engine, p.Settings(), p.Webhooks, p.Log),
 	}
 }

@@ -1,6 +1,7 @@
 package skilljar
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -87,6 +88,11 @@ func (c *Client) wait(ctx context.Context) error {
 // attempt makes one request. A non-nil error means no usable answer arrived: the request
 // failed, timed out, or its body broke off.
 func (c *Client) attempt(ctx context.Context, endpoint, target string) (int, http.Header, []byte, error) {
+	return c.attemptWith(ctx, http.MethodGet, endpoint, target, nil)
+}
+
+// attemptWith is attempt for any method, with an optional JSON body.
+func (c *Client) attemptWith(ctx context.Context, method, endpoint, target string, payload []byte) (int, http.Header, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	start := time.Now()
@@ -97,21 +103,28 @@ func (c *Client) attempt(ctx context.Context, endpoint, target string) (int, htt
 		}
 	}()
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	var reqBody io.Reader
+	if payload != nil {
+		reqBody = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, reqBody)
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("skilljar: build request for %s: %w", target, err)
+	}
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.SetBasicAuth(c.cfg.APIKey, "")
 	req.Header.Set("Accept", "application/json")
 	// The attempt's own deadline is reported without wrapping context.DeadlineExceeded, so
 	// callers never mistake a slow server for the end of their own deadline.
-	timedOut := fmt.Errorf("skilljar: GET %s: no complete answer within %s", target, c.cfg.RequestTimeout)
+	timedOut := fmt.Errorf("skilljar: %s %s: no complete answer within %s", method, target, c.cfg.RequestTimeout)
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, nil, nil, timedOut
 		}
-		return 0, nil, nil, fmt.Errorf("skilljar: GET %s: %w", target, err)
+		return 0, nil, nil, fmt.Errorf("skilljar: %s %s: %w", method, target, err)
 	}
 	defer resp.Body.Close()
 	status = resp.StatusCode

@@ -28,13 +28,14 @@ const envMyDomain = "mydomain"
 
 // indexView is the main page.
 type indexView struct {
-	Layout layout
-	Status statusView
-	Form   settingsForm
-	Saved  settings.Settings
-	Notice string
-	Alert  *pageError
-	Runs   runsTable
+	Layout   layout
+	Status   statusView
+	Webhooks *webhooksView
+	Form     settingsForm
+	Saved    settings.Settings
+	Notice   string
+	Alert    *pageError
+	Runs     runsTable
 	// IdempotencyKey makes a double-clicked or resubmitted Backfill start one run.
 	IdempotencyKey string
 }
@@ -130,6 +131,7 @@ func (h *Handler) renderIndex(w http.ResponseWriter, r *http.Request, s indexSta
 	}
 	v.Form = h.settingsForm(ctx, shown, envChoice, s.problems)
 	v.Status = h.status(ctx)
+	v.Webhooks = h.webhooks(ctx)
 	v.Runs = h.runsTable(ctx)
 	h.render(w, s.status, "index", v)
 }

@@ -103,7 +103,9 @@ type Deps struct {
 	// Connection shows the authentication status; without it (no BACKFILL_SECRET_KEY) the
 	// page says Salesforce is not configured.
 	Connection ConnectionStatus
-	Logger     zerolog.Logger
+	// Webhooks shows the Skilljar webhook block; without it the block is left out.
+	Webhooks WebhookState
+	Logger   zerolog.Logger
 }
 
 // Handler is the page. It serves

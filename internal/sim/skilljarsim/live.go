@@ -123,6 +123,7 @@ func (s *Sim) addLearner(domains []string) int32 {
 		i := s.org.idx.domainAt[d]
 		s.org.idx.members[i] = append(s.org.idx.members[i], l)
 	}
+	s.emit(EventDomainEnrollment, &s.org.Learners[l], nil, domains[0])
 	return l
 }
 
@@ -151,6 +152,7 @@ func (s *Sim) enroll(l, pc int32) int32 {
 			s.org.idx.progressAt[row.CourseProgressID] = p
 		}
 		s.org.idx.enrollmentsOf[pc] = append(s.org.idx.enrollmentsOf[pc], enrollmentRef{p, int32(len(row.History))})
+		s.emit(EventCourseEnrollment, &s.org.Learners[l], row, domain)
 		return p
 	}
 	row := g.enroll(l, pc, at)
@@ -160,6 +162,7 @@ func (s *Sim) enroll(l, pc int32) int32 {
 	s.org.idx.progressAt[row.CourseProgressID] = p
 	s.org.idx.progressOf[l] = append(s.org.idx.progressOf[l], p)
 	s.org.idx.enrollmentsOf[pc] = append(s.org.idx.enrollmentsOf[pc], enrollmentRef{p, 0})
+	s.emit(EventCourseEnrollment, &s.org.Learners[l], &s.org.Progress[p], domain)
 	return p
 }
 
@@ -172,6 +175,7 @@ func (s *Sim) complete(p int32, passed bool, score float64) {
 	markCompleted(row, s.course(row.CourseID), status, s.now())
 	maxScore := 100.0
 	row.Score, row.MaxScore = &score, &maxScore
+	s.emit(EventCourseCompletion, &s.org.Learners[s.org.idx.learnerAt[row.UserID]], row, row.Domain)
 }
 
 // changeLearner completes one of the learner's open rows (when asked to and one exists) or

@@ -60,6 +60,9 @@ func (s *Sim) routes() http.Handler {
 	} {
 		mux.Handle(pattern, s.apiCall(pattern, h))
 	}
+	for pattern, h := range s.webhookViews() {
+		mux.Handle(pattern, s.apiCall(pattern, h))
+	}
 	// Unknown paths never reach a view, so they are neither authenticated nor throttled.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		resp := notFound()

@@ -152,6 +152,7 @@ type Sim struct {
 	calls    callLog
 	throttle *throttle
 	faults   faultQueue
+	hooks    hookState
 
 	closing   chan struct{}
 	closeOnce sync.Once
