@@ -65,71 +65,96 @@ func (s *slice) reconcile(ctx context.Context, run *runstore.Run) (runstore.Summ
 		sm.Domains = domains
 	}
 	for _, name := range run.Plan.Objects {
-		o, _ := s.e.Mapping.Object(name)
-		c := run.Counters[name]
-		os := runstore.ObjectSummary{Object: name, SObject: o.SObject, Counters: c,
-			Distinct: c.Written + c.Unchanged, SalesforceCount: -1, SourceCount: -1}
-		if whole {
-			n, err := s.sourceCount(ctx, name, run.Plan.Domains)
-			if err != nil {
-				return sm, fmt.Errorf("count %s in Skilljar: %w", name, err)
-			}
-			os.SourceCount = n
+		os, err := s.objectSummary(ctx, run, name, whole)
+		if err != nil {
+			return sm, err
 		}
-		if !run.Scope.DryRun {
-			n, err := s.e.Sink.Count(ctx, fmt.Sprintf("SELECT COUNT() FROM %s WHERE %s != null", o.SObject, o.ExternalID))
-			if err != nil {
-				return sm, fmt.Errorf("count %s: %w", o.SObject, err)
-			}
-			os.SalesforceCount = int64(n)
+		problem, more := judge(run, &os)
+		if problem != "" {
+			problems = append(problems, problem)
 		}
-		switch {
-		case !c.Balanced():
-			problems = append(problems, fmt.Sprintf("%s counters do not add up (read %d ≠ written %d + skipped %d + rejected %d + filtered %d)",
-				name, c.Read, c.Written, c.Skipped, c.Rejected, c.Filtered))
-		case c.Rejected > 0:
-			problems = append(problems, fmt.Sprintf("%s: %d rejected (see the ledger)", name, c.Rejected))
-		case run.Scope.DryRun:
-		case run.Kind == runstore.KindCatchup || run.Kind == runstore.KindRedrive:
-			// These write a part of the records: Salesforce holding more is expected.
-			os.Matches = os.SalesforceCount >= os.Distinct
-			if !os.Matches {
-				problems = append(problems, fmt.Sprintf("%s: Salesforce holds %d records but the run accepted %d", name, os.SalesforceCount, os.Distinct))
-			}
-		case os.SalesforceCount < os.Distinct:
-			problems = append(problems, fmt.Sprintf("%s: Salesforce holds %d records but the run accepted %d", name, os.SalesforceCount, os.Distinct))
-		case os.SalesforceCount < os.SourceCount:
-			problems = append(problems, fmt.Sprintf("%s: Salesforce holds %d records but Skilljar lists %d", name, os.SalesforceCount, os.SourceCount))
-		case os.SalesforceCount > os.Distinct:
-			extra = append(extra, fmt.Sprintf("%s +%d", name, os.SalesforceCount-os.Distinct))
-			os.Matches = true
-		default:
-			os.Matches = true
+		if more != "" {
+			extra = append(extra, more)
 		}
 		sm.Objects = append(sm.Objects, os)
 	}
-	switch {
-	case len(problems) > 0:
-		sm.Verdict = "mismatch"
-		sm.Message = "Salesforce does not match the source: " + strings.Join(problems, "; ")
-	case run.Scope.DryRun:
-		sm.Verdict = "dry_run"
-		sm.Message = "dry run finished: every record was read and mapped, nothing was written"
-	case run.Kind == runstore.KindCatchup || run.Kind == runstore.KindRedrive:
-		t := run.Total()
-		sm.Verdict = "complete"
-		sm.Message = fmt.Sprintf("%s finished: %d records written, %d unchanged and skipped, nothing rejected", run.Kind, t.Written, t.Unchanged)
-	case len(extra) > 0:
-		sm.Verdict = "complete"
-		sm.Message = "every source record is in Salesforce; Salesforce also holds records this run did not write (" +
-			strings.Join(extra, ", ") + "): earlier runs, other domains or the live integration"
-	default:
-		sm.Message = "Salesforce matches the source exactly: every record read is in Salesforce, nothing rejected"
-	}
+	sm.Verdict, sm.Message = verdict(run, problems, extra)
 	if sm.FoundByVerification > 0 {
 		sm.Message += fmt.Sprintf("; the verification walks found %s the first walk of their domain missed", pluralize(int(sm.FoundByVerification), "learner"))
 	}
 	return sm, nil
+}
+
+// objectSummary counts one object of the run in Skilljar (a whole backfill only) and in
+// Salesforce (unless the run wrote nothing); -1 stands for a count not taken.
+func (s *slice) objectSummary(ctx context.Context, run *runstore.Run, name string, whole bool) (runstore.ObjectSummary, error) {
+	o, _ := s.e.Mapping.Object(name)
+	c := run.Counters[name]
+	os := runstore.ObjectSummary{Object: name, SObject: o.SObject, Counters: c,
+		Distinct: c.Written + c.Unchanged, SalesforceCount: -1, SourceCount: -1}
+	if whole {
+		n, err := s.sourceCount(ctx, name, run.Plan.Domains)
+		if err != nil {
+			return os, fmt.Errorf("count %s in Skilljar: %w", name, err)
+		}
+		os.SourceCount = n
+	}
+	if !run.Scope.DryRun {
+		n, err := s.e.Sink.Count(ctx, fmt.Sprintf("SELECT COUNT() FROM %s WHERE %s != null", o.SObject, o.ExternalID))
+		if err != nil {
+			return os, fmt.Errorf("count %s: %w", o.SObject, err)
+		}
+		os.SalesforceCount = int64(n)
+	}
+	return os, nil
+}
+
+// judge sets whether one object's counts match and says what is wrong with them (problem)
+// or what Salesforce holds beyond the run (extra), each "" when nothing.
+func judge(run *runstore.Run, os *runstore.ObjectSummary) (problem, extra string) {
+	name, c := os.Object, os.Counters
+	switch {
+	case !c.Balanced():
+		return fmt.Sprintf("%s counters do not add up (read %d ≠ written %d + skipped %d + rejected %d + filtered %d)",
+			name, c.Read, c.Written, c.Skipped, c.Rejected, c.Filtered), ""
+	case c.Rejected > 0:
+		return fmt.Sprintf("%s: %d rejected (see the ledger)", name, c.Rejected), ""
+	case run.Scope.DryRun:
+		return "", ""
+	case run.Kind == runstore.KindCatchup || run.Kind == runstore.KindRedrive:
+		// These write a part of the records: Salesforce holding more is expected.
+		os.Matches = os.SalesforceCount >= os.Distinct
+		if !os.Matches {
+			return fmt.Sprintf("%s: Salesforce holds %d records but the run accepted %d", name, os.SalesforceCount, os.Distinct), ""
+		}
+		return "", ""
+	case os.SalesforceCount < os.Distinct:
+		return fmt.Sprintf("%s: Salesforce holds %d records but the run accepted %d", name, os.SalesforceCount, os.Distinct), ""
+	case os.SalesforceCount < os.SourceCount:
+		return fmt.Sprintf("%s: Salesforce holds %d records but Skilljar lists %d", name, os.SalesforceCount, os.SourceCount), ""
+	case os.SalesforceCount > os.Distinct:
+		os.Matches = true
+		return "", fmt.Sprintf("%s +%d", name, os.SalesforceCount-os.Distinct)
+	}
+	os.Matches = true
+	return "", ""
+}
+
+// verdict words the run's outcome from the problems and extras the objects showed.
+func verdict(run *runstore.Run, problems, extra []string) (verdict, message string) {
+	switch {
+	case len(problems) > 0:
+		return "mismatch", "Salesforce does not match the source: " + strings.Join(problems, "; ")
+	case run.Scope.DryRun:
+		return "dry_run", "dry run finished: every record was read and mapped, nothing was written"
+	case run.Kind == runstore.KindCatchup || run.Kind == runstore.KindRedrive:
+		t := run.Total()
+		return "complete", fmt.Sprintf("%s finished: %d records written, %d unchanged and skipped, nothing rejected", run.Kind, t.Written, t.Unchanged)
+	case len(extra) > 0:
+		return "complete", "every source record is in Salesforce; Salesforce also holds records this run did not write (" +
+			strings.Join(extra, ", ") + "): earlier runs, other domains or the live integration"
+	}
+	return "exact", "Salesforce matches the source exactly: every record read is in Salesforce, nothing rejected"
 }
 
 // domainSummaries compares each verified domain's members now with the learners the run
