@@ -17,8 +17,8 @@ func TestSimRefusesUnknownOrgProfilesAndUserOrders(t *testing.T) {
 		{[]string{"--user-order", "sideways"}, `UserOrder must be "created", "newest_first" or "unstable", got "sideways"`},
 	} {
 		var stdout, stderr bytes.Buffer
-		args := append([]string{"--skilljar-addr", "127.0.0.1:0", "--salesforce-addr", "127.0.0.1:0"}, tc.args...)
-		if code := runSim(context.Background(), args, &stdout, &stderr); code != exitFailure || !strings.Contains(stderr.String(), tc.want) {
+		args := append([]string{"sim", "--skilljar-addr", "127.0.0.1:0", "--salesforce-addr", "127.0.0.1:0"}, tc.args...)
+		if code := run(context.Background(), args, &stdout, &stderr); code != exitFailure || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("sim %v = %d, stderr %q; want exit %d saying %q", tc.args, code, stderr.String(), exitFailure, tc.want)
 		}
 	}

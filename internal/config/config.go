@@ -376,10 +376,14 @@ func redact(raw string) string {
 	return u.String()
 }
 
-// Help renders the variable table for `backfill help`.
-func Help() string {
+// Help renders the variable table for `backfill help`: every variable, or those the named
+// roles read.
+func Help(roles ...string) string {
 	var b strings.Builder
 	for _, v := range Vars {
+		if len(roles) > 0 && v.Roles != nil && !slices.ContainsFunc(roles, func(r string) bool { return slices.Contains(v.Roles, r) }) {
+			continue
+		}
 		roles := "all roles"
 		if v.Roles != nil {
 			roles = strings.Join(v.Roles, ", ")
