@@ -41,27 +41,62 @@ type cli struct {
 // BACKFILL_API_TOKEN. The client is made only when the verb runs, so --help needs neither.
 // run returns the exit status; a method of cli with the signature
 // func(ctx context.Context, args []string) int fits as its method expression, (*cli).name.
+// A verb whose Use names an ID completes it with the recent runs' ids.
 func apiCommand(cmd *cobra.Command, run func(c *cli, ctx context.Context, args []string) int) *cobra.Command {
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		verb := strings.TrimPrefix(cmd.CommandPath(), "backfill ")
-		base := os.Getenv("BACKFILL_URL")
-		if base == "" {
-			base = "http://127.0.0.1:8080"
-		}
-		token := os.Getenv("BACKFILL_API_TOKEN")
-		if token == "" {
-			fmt.Fprintln(cmd.ErrOrStderr(), "backfill "+verb+": BACKFILL_API_TOKEN is not set; export the API token the api role was started with")
-			return exitStatus(exitUsage)
-		}
-		client, err := apiclient.New(base, token, nil)
+		client, err := clientFromEnv()
 		if err != nil {
-			fmt.Fprintf(cmd.ErrOrStderr(), "backfill %s: BACKFILL_URL: %v\n", verb, err)
+			fmt.Fprintf(cmd.ErrOrStderr(), "backfill %s: %v\n", verb, err)
 			return exitStatus(exitUsage)
 		}
 		c := &cli{client: client, stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), verb: verb}
 		return status(run(c, cmd.Context(), args))
 	}
+	if strings.HasSuffix(cmd.Use, " ID") && cmd.ValidArgsFunction == nil {
+		cmd.ValidArgsFunction = completeRunID
+	}
 	return cmd
+}
+
+// clientFromEnv is a client for BACKFILL_URL (default the local api) and BACKFILL_API_TOKEN.
+func clientFromEnv() (*apiclient.Client, error) {
+	base := os.Getenv("BACKFILL_URL")
+	if base == "" {
+		base = "http://127.0.0.1:8080"
+	}
+	token := os.Getenv("BACKFILL_API_TOKEN")
+	if token == "" {
+		return nil, errors.New("BACKFILL_API_TOKEN is not set; export the API token the api role was started with")
+	}
+	client, err := apiclient.New(base, token, nil)
+	if err != nil {
+		return nil, fmt.Errorf("BACKFILL_URL: %w", err)
+	}
+	return client, nil
+}
+
+// completeRunID offers the recent runs' ids, each described by its kind, state and start,
+// when the API can be asked; otherwise nothing (and never file names).
+func completeRunID(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	client, err := clientFromEnv()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 3*time.Second)
+	defer cancel()
+	runs, err := client.List(ctx, 20)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ids := make([]string, 0, len(runs))
+	for _, r := range runs {
+		ids = append(ids, fmt.Sprintf("%s\t%s %s, %s", r.ID, r.Kind, r.State, r.CreatedAt.Local().Format("2006-01-02 15:04")))
+	}
+	return ids, cobra.ShellCompDirectiveNoFileComp
 }
 
 // fail prints an API error with the field at fault and the fix the server gave.

@@ -264,6 +264,10 @@ func TestShowTakesFlagsAfterTheIDAndWatchExitsWithTheOutcome(t *testing.T) {
 			t.Fatalf("backfill %s (%d): %v\n%s", strings.Join(args, " "), code, err, out)
 		}
 	}
+	// The shell completes a run id from the recent runs.
+	if code, out := s.cli(t, base, 30*time.Second, "__complete", "show", ""); code != 0 || !strings.Contains(out, run.ID+"\tbackfill queued") {
+		t.Fatalf("completion of show's run id (%d):\n%s", code, out)
+	}
 	if code, out := s.cli(t, base, 30*time.Second, "cancel", run.ID); code != 0 || !strings.Contains(out, "cancelled") {
 		t.Fatalf("cancel (%d):\n%s", code, out)
 	}

@@ -53,6 +53,9 @@ func status(code int) error {
 	return exitStatus(code)
 }
 
+// Help lists the verbs in the order an operator meets them, not alphabetically.
+func init() { cobra.EnableCommandSorting = false }
+
 // Command groups, in the order the root's help lists them.
 const (
 	groupRoles = "roles"
@@ -63,8 +66,6 @@ const (
 // commands builds every command of the binary. A verb is one file holding its constructor
 // and one line in the lists below (roles here, operator verbs in apiVerbs).
 func commands(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
-	// Help lists the verbs in the order an operator meets them, not alphabetically.
-	cobra.EnableCommandSorting = false
 	root := &cobra.Command{
 		Use:   "backfill",
 		Short: "move a whole Skilljar history into Salesforce, resumably",
