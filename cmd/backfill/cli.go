@@ -188,10 +188,14 @@ func listCommand() *cobra.Command {
 				return c.printJSON(runs)
 			}
 			tw := tabwriter.NewWriter(c.stdout, 0, 2, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tKIND\tSTATE\tPROGRESS\tWRITTEN\tREJECTED\tCREATED")
+			fmt.Fprintln(tw, "ID\tKIND\tSTATE\tVERDICT\tPROGRESS\tWRITTEN\tREJECTED\tCREATED")
 			for _, r := range runs {
 				t := r.Total()
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%d\t%d\t%s\n", r.ID, r.Kind, r.State, r.Progress.Percent,
+				verdict := "-"
+				if r.Summary != nil {
+					verdict = r.Summary.Verdict
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f%%\t%d\t%d\t%s\n", r.ID, r.Kind, r.State, verdict, r.Progress.Percent,
 					t.Written, t.Rejected, r.CreatedAt.Local().Format("2006-01-02 15:04"))
 			}
 			_ = tw.Flush()

@@ -8,7 +8,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -275,6 +278,33 @@ func TestShowTakesFlagsAfterTheIDAndWatchExitsWithTheOutcome(t *testing.T) {
 		t.Fatalf("watch of a cancelled run exits %d, want %d:\n%s", code, exitCancelled, out)
 	}
 
+	// Settings round-trip through a file; invalid ones list every problem and save nothing.
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.json"), filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(good, []byte(`{"sink_mode": "bulk"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(`{"create_contacts": true, "contact_match": "oldest"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := s.cli(t, base, 30*time.Second, "settings", "put", good); code != 0 || !regexp.MustCompile(`sink mode\s+bulk`).MatchString(out) {
+		t.Fatalf("settings put (%d):\n%s", code, out)
+	}
+	if code, out := s.cli(t, base, 30*time.Second, "settings", "put", bad); code != exitFailure ||
+		!strings.Contains(out, "create_contacts: ") || !strings.Contains(out, "contact_match: ") {
+		t.Fatalf("settings put of invalid settings (%d) does not list both problems:\n%s", code, out)
+	}
+	if code, out := s.cli(t, base, 30*time.Second, "settings"); code != 0 || !regexp.MustCompile(`sink mode\s+bulk`).MatchString(out) {
+		t.Fatalf("settings after a refused put (%d):\n%s", code, out)
+	}
+	if code, out := s.cli(t, base, 30*time.Second, "connection"); code != 0 || !regexp.MustCompile(`state\s+connected`).MatchString(out) {
+		t.Fatalf("connection (%d):\n%s", code, out)
+	}
+	// The test stack stores its grant directly, so the log is empty; apiclient's tests read one.
+	if code, out := s.cli(t, base, 30*time.Second, "connection", "events"); code != 0 || !strings.HasPrefix(out, "TIME  KIND  MESSAGE") {
+		t.Fatalf("connection events (%d):\n%s", code, out)
+	}
+
 	// A worker whose Skilljar key Skilljar refuses fails the run.
 	env := s.env("SKILLJAR_RATE_LIMIT=200/1s", "BACKFILL_SLICE_SECONDS=2")
 	for i, kv := range env {
@@ -326,6 +356,10 @@ func TestARunWithRejectionsExitsThreeAndItsRecordsExportAsCSV(t *testing.T) {
 	code, out = s.cli(t, base, 30*time.Second, "rejected", id, "--limit", "1")
 	if code != 0 || !strings.Contains(out, strconv.FormatInt(rejected, 10)+" rejected records, 1 to 1 shown") || !strings.Contains(out, rows[1][3]) {
 		t.Fatalf("rejected --limit 1 (%d):\n%s", code, out)
+	}
+	code, out = s.cli(t, base, 30*time.Second, "list")
+	if code != 0 || !strings.Contains(out, "VERDICT") || !strings.Contains(out, id) {
+		t.Fatalf("list (%d):\n%s", code, out)
 	}
 	code, out = s.cli(t, base, 30*time.Second, "events", id)
 	if code != 0 || !strings.Contains(out, "KIND") || strings.Count(out, "\n") < 3 {

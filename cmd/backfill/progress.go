@@ -18,8 +18,8 @@ const (
 
 // progressPrinter shows a run's progress. On a terminal it redraws one line in place; on
 // anything else (a pipe, a CI log, `make demo` under a runner) it prints a line when the
-// state changes, and otherwise when the line changed and every seconds have passed, so a log
-// gets a line every few seconds and never the same line twice.
+// state changes, and otherwise when the line changed and `every` has passed since the last
+// one, so a log gets a line every few seconds and never the same line twice.
 type progressPrinter struct {
 	w      io.Writer
 	prefix string
