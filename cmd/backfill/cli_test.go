@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,6 +32,15 @@ import (
 // and its two streams apart.
 func runBinary(t *testing.T, env []string, timeout time.Duration, args ...string) (int, string, string) {
 	t.Helper()
+	code, stdout, stderr, err := execBinary(env, timeout, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code, stdout, stderr
+}
+
+// execBinary is runBinary for goroutines, which must not end the test themselves.
+func execBinary(env []string, timeout time.Duration, args ...string) (int, string, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
@@ -39,12 +50,12 @@ func runBinary(t *testing.T, env []string, timeout time.Duration, args ...string
 	err := cmd.Run()
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
-		t.Fatalf("backfill %s: %v", strings.Join(args, " "), err)
+		return 0, "", "", fmt.Errorf("backfill %s: %w", strings.Join(args, " "), err)
 	}
 	if ctx.Err() != nil {
-		t.Fatalf("backfill %s did not end within %s:\n%s%s", strings.Join(args, " "), timeout, stdout.String(), stderr.String())
+		return 0, "", "", fmt.Errorf("backfill %s did not end within %s:\n%s%s", strings.Join(args, " "), timeout, stdout.String(), stderr.String())
 	}
-	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String(), nil
 }
 
 // commandPaths lists every command of the binary, subcommands included, as the words that
@@ -76,14 +87,43 @@ func TestEveryVerbAndRoleHelpsWithAnEmptyEnvironment(t *testing.T) {
 			t.Errorf("no %s command", want)
 		}
 	}
+	var runs [][]string
 	for _, path := range paths {
-		for _, args := range [][]string{append(slices.Clone(path), "--help"), append(slices.Clone(path), "-h"), append([]string{"help"}, path...)} {
-			code, stdout, stderr := runBinary(t, []string{}, 30*time.Second, args...)
-			name := "backfill " + strings.Join(path, " ")
-			if code != 0 || !strings.Contains(stdout, "Usage:") || !strings.Contains(stdout, name) || stderr != "" {
-				t.Errorf("backfill %s: exit %d, want 0 with the usage of %s\nstdout:\n%s\nstderr:\n%s",
-					strings.Join(args, " "), code, name, stdout, stderr)
-			}
+		runs = append(runs, append(slices.Clone(path), "--help"))
+	}
+	// -h and help VERB take the same path through cobra: a few of each show they work.
+	runs = append(runs, []string{"api", "-h"}, []string{"start", "-h"}, []string{"help", "worker"}, []string{"help", "settings", "put"})
+	// The race detector's runtime waits a second at exit: run the helps side by side.
+	type result struct {
+		code           int
+		stdout, stderr string
+		err            error
+	}
+	results := make([]result, len(runs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, args := range runs {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r := &results[i]
+			r.code, r.stdout, r.stderr, r.err = execBinary([]string{}, time.Minute, args...)
+		})
+	}
+	wg.Wait()
+	for i, args := range runs {
+		path := slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "-h" || a == "--help" })
+		if len(path) > 1 && path[0] == "help" {
+			path = path[1:]
+		}
+		r, name := results[i], "backfill "+strings.Join(path, " ")
+		if r.err != nil {
+			t.Error(r.err)
+			continue
+		}
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") || !strings.Contains(r.stdout, name) || r.stderr != "" {
+			t.Errorf("backfill %s: exit %d, want 0 with the usage of %s\nstdout:\n%s\nstderr:\n%s",
+				strings.Join(args, " "), r.code, name, r.stdout, r.stderr)
 		}
 	}
 	code, stdout, _ := runBinary(t, []string{}, 30*time.Second, "--help")
