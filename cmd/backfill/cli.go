@@ -138,6 +138,13 @@ func startCommand() *cobra.Command {
 	cmd := apiCommand(&cobra.Command{
 		Use:   "start",
 		Short: "start a backfill; what is left out comes from the saved settings",
+		Long: `backfill start: start a backfill; the domains, objects and sink mode left out come from the
+saved settings (backfill settings). A second start of a scope that is already running is
+refused with the active run's id.
+
+With --watch it follows the run, and the exit status is the run's outcome.
+
+` + exitCodesHelp,
 		Example: `  backfill start --domains learn.example.com --watch
   backfill start --dry-run --objects course,published_course
   backfill start --idempotency-key first-import   # a retry returns the first run, never a second`,

@@ -116,7 +116,9 @@ func redriveCommand() *cobra.Command {
 		Long: `backfill redrive: after fixing what Salesforce refused (backfill rejected ID shows it), start a
 run that sends exactly those records again.
 
-` + exitCodesHelp + "\n(with --watch)",
+With --watch it follows the run, and the exit status is the run's outcome.
+
+` + exitCodesHelp,
 		Args: cobra.ExactArgs(1),
 	}, func(c *cli, ctx context.Context, args []string) int {
 		run, err := c.client.RetryRejected(ctx, args[0])
