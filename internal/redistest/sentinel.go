@@ -128,6 +128,7 @@ func (s *Server) signalGroup(t testing.TB, sig syscall.Signal) {
 	s.mu.Unlock()
 	if cmd == nil {
 		t.Fatalf("redistest: signal %v to a stopped server", sig)
+		return // testing.TB's Fatalf does not return, which staticcheck cannot see
 	}
 	if err := syscall.Kill(-cmd.Process.Pid, sig); err != nil {
 		t.Fatalf("redistest: signal %v: %v", sig, err)
