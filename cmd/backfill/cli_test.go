@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -397,8 +398,14 @@ func TestARunWithRejectionsExitsThreeAndItsRecordsExportAsCSV(t *testing.T) {
 	if code != 0 || !strings.Contains(out, strconv.FormatInt(rejected, 10)+" rejected records, 1 to 1 shown") || !strings.Contains(out, rows[1][3]) {
 		t.Fatalf("rejected --limit 1 (%d):\n%s", code, out)
 	}
+	// The org's automation refuses the same records again: the re-drive ends as its parent did.
+	code, out = s.cli(t, base, 3*time.Minute, "redrive", id, "--watch")
+	if code != exitRejected || !strings.Contains(out, "started redrive ") || !strings.Contains(out, "for the rejected records of "+id) {
+		t.Fatalf("redrive --watch (%d), want %d:\n%s", code, exitRejected, out)
+	}
+	requireLogLines(t, out)
 	code, out = s.cli(t, base, 30*time.Second, "list")
-	if code != 0 || !strings.Contains(out, "VERDICT") || !strings.Contains(out, id) {
+	if code != 0 || !strings.Contains(out, "VERDICT") || !strings.Contains(out, id) || !strings.Contains(out, "redrive") {
 		t.Fatalf("list (%d):\n%s", code, out)
 	}
 	code, out = s.cli(t, base, 30*time.Second, "events", id)
@@ -445,5 +452,23 @@ func TestRunExitStatusPerOutcome(t *testing.T) {
 		if got := runExit(&tc.run); got != tc.want {
 			t.Errorf("%s: exit %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestVersionPrintsTheCommitTheBuildRecorded(t *testing.T) {
+	t.Parallel()
+	info := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "github.com/sjbackfill/backfill", Version: "v1.4.0"},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0123abc"}, {Key: "vcs.time", Value: "2026-12-01T10:00:00Z"}, {Key: "vcs.modified", Value: "true"}}}
+	var b strings.Builder
+	printVersion(&b, info, "ignored")
+	want := "backfill v1.4.0\n  module  github.com/sjbackfill/backfill\n  commit  0123abc (modified)\n  date    2026-12-01T10:00:00Z\n  go      go1.26.8\n"
+	if b.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	// Built without VCS information (an image's context has no .git): the -X commit.
+	b.Reset()
+	printVersion(&b, &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "fedcba9")
+	if !strings.Contains(b.String(), "commit  fedcba9\n") {
+		t.Fatalf("the linker's commit is not shown:\n%s", b.String())
 	}
 }
