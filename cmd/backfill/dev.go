@@ -227,6 +227,7 @@ func (d *devStack) printURLs(w io.Writer) {
   Settings & Backfill page  %[1]s/            (any user name, password: the API token)
   asynq web UI              %[1]s/monitoring/
   API                       %[1]s/v1/backfills  (Authorization: Bearer <token>)
+  API reference             %[1]s/v1/docs
   API token                 %[2]s
   CLI                       export BACKFILL_URL=%[1]s BACKFILL_API_TOKEN=%[2]s
 `, d.baseURL, token)
