@@ -5,7 +5,10 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/backfill ./cmd/backfill
+# The context carries no .git (.dockerignore), so go build records no commit: VCS_REF gives
+# `backfill version` one (docker build --build-arg VCS_REF=$(git rev-parse HEAD) .).
+ARG VCS_REF=""
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.commit=${VCS_REF}" -o /out/backfill ./cmd/backfill
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/backfill /usr/local/bin/backfill

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"flag"
 	"fmt"
+	"github.com/spf13/pflag"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -172,8 +172,8 @@ func TestChaos(t *testing.T) {
 		cfg.seed, cfg.seed, cfg.users, cfg.workers, cfg.kills, strings.Join(cfg.sim, " "))
 
 	var sf simFlags
-	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	sf.register(fs)
+	fs := pflag.NewFlagSet("sim", pflag.ContinueOnError)
+	sf.register(fs, defaultSimFlags())
 	if err := fs.Parse(cfg.sim); err != nil {
 		t.Fatal(err)
 	}

@@ -52,14 +52,20 @@ func TestComposeFileLoadsAndKeepsRedisDurableAndEveryRoleWired(t *testing.T) {
 			t.Errorf("%s is not built from the Dockerfile", role)
 		}
 		for _, v := range config.Vars {
-			if v.Roles != nil && !slices.Contains(v.Roles, role) || v.Name == "BACKFILL_HTTP_ADDR" ||
-				v.Name == "BACKFILL_MAPPING_FILE" || v.Name == "PROMETHEUS_URL" || v.Name == "BACKFILL_WORKER_CONCURRENCY" ||
-				v.Name == "BACKFILL_SLICE_SECONDS" || v.Name == "SALESFORCE_API_VERSION" {
+			if v.Roles != nil && !slices.Contains(v.Roles, role) {
 				continue
 			}
 			if _, ok := s.Environment[v.Name]; !ok {
 				t.Errorf("%s does not pass %s", role, v.Name)
 			}
+		}
+		// Each role is probed the way a distroless image allows: by the binary itself.
+		probe := []string{"CMD", "/usr/local/bin/backfill", "healthcheck"}
+		if role != "api" {
+			probe = append(probe, role)
+		}
+		if s.HealthCheck == nil || !slices.Equal(s.HealthCheck.Test, probe) {
+			t.Errorf("%s's healthcheck is %v, want %v", role, s.HealthCheck, probe)
 		}
 	}
 	w := p.Services["worker"]
@@ -71,5 +77,15 @@ func TestComposeFileLoadsAndKeepsRedisDurableAndEveryRoleWired(t *testing.T) {
 	}
 	if _, err := os.Stat("../../Dockerfile"); err != nil {
 		t.Fatal(err)
+	}
+	ignore, err := os.ReadFile("../../.dockerignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(ignore), "\n")
+	for _, want := range []string{".git", ".env"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf(".dockerignore does not keep %s out of the build context", want)
+		}
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/sjbackfill/backfill/internal/apiclient"
 	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/httpapi"
@@ -19,27 +20,39 @@ import (
 	"github.com/sjbackfill/backfill/internal/sim/simcheck"
 )
 
-// runDemo is the newcomer's first run: the dev stack, the OAuth flow against the simulated
-// Salesforce, a backfill started through the API and watched to the end, and a verdict that
-// compares Salesforce with the source record by record. It exits 0 only when they match.
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("backfill demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// demoDefaults are the demo's own: a few thousand learners paced like a real Skilljar key
+// scaled up tenfold, so the demo takes about a minute, on ports of its own.
+func demoDefaults() devOptions {
+	sim := defaultSimFlags()
+	sim.users = 3000
+	sim.skilljarAddr, sim.salesforceAddr = "127.0.0.1:0", "127.0.0.1:0"
+	sim.perMinute, sim.perHour = 6000, 0
+	sim.latency = 5 * time.Millisecond
+	return devOptions{sim: sim, addr: "127.0.0.1:0", logLevel: "warn"}
+}
+
+func demoCommand() *cobra.Command {
 	var o devOptions
-	o.register(fs, "127.0.0.1:0")
-	serve := fs.Bool("serve", false, "keep the server up after the run, for exploring")
-	// A few thousand learners paced like a real Skilljar key, scaled up so the demo takes
-	// about a minute.
-	_ = fs.Set("users", "3000")
-	_ = fs.Set("skilljar-addr", "127.0.0.1:0")
-	_ = fs.Set("salesforce-addr", "127.0.0.1:0")
-	_ = fs.Set("skilljar-per-minute", "6000")
-	_ = fs.Set("skilljar-per-hour", "0")
-	_ = fs.Set("latency", "5ms")
-	_ = fs.Set("log-level", "warn")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	var serve bool
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "a whole backfill end to end on the embedded stack, with a verdict (exit 0 only when Salesforce matches)",
+		Long: `backfill demo: the dev stack on an embedded Redis and both simulators (whatever the shell's
+environment holds), the OAuth flow against the simulated Salesforce, a backfill started through
+the API and watched to the end, and a verdict that compares Salesforce with the source record by
+record. It exits 0 only when they match.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return status(runDemo(cmd.Context(), o, serve, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
+	o.register(cmd.Flags(), demoDefaults(), "address of the API, the page and /monitoring (port 0 picks a free one)")
+	cmd.Flags().BoolVar(&serve, "serve", false, "keep the server up after the run, for exploring")
+	return cmd
+}
+
+// runDemo is the newcomer's first run.
+func runDemo(ctx context.Context, o devOptions, serve bool, stdout, stderr io.Writer) int {
 	// The demo always runs on its own embedded Redis and simulators, whatever the shell holds.
 	d, err := startDev(ctx, o, func(string) string { return "" }, stderr)
 	if err != nil {
@@ -51,7 +64,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		o.sim.users, o.sim.domains, o.sim.courses)
 
 	code := d.demo(ctx, stdout)
-	if *serve {
+	if serve {
 		fmt.Fprintln(stdout, "\nThe server stays up for exploring; press Ctrl-C to stop.")
 		d.printURLs(stdout)
 		if err := d.wait(ctx); err != nil {
@@ -84,20 +97,9 @@ func (d *devStack) demo(ctx context.Context, stdout io.Writer) int {
 		return fail("start the backfill", err)
 	}
 	step("backfill %s started through POST /v1/backfills", run.ID)
-	live := isTerminal(stdout)
-	var last time.Time
-	run, err = client.Watch(ctx, run.ID, 250*time.Millisecond, func(r *runstore.Run) {
-		switch {
-		case live:
-			fmt.Fprintf(stdout, "\r\033[K  %s", progressLine(r))
-		case time.Since(last) >= 5*time.Second || r.State.Terminal():
-			fmt.Fprintf(stdout, "  %s\n", progressLine(r))
-			last = time.Now()
-		}
-	})
-	if live {
-		fmt.Fprintln(stdout)
-	}
+	p := newProgressPrinter(stdout, "  ", demoPrintEvery)
+	run, err = client.Watch(ctx, run.ID, 250*time.Millisecond, p.update)
+	p.finish()
 	if err != nil {
 		return fail("watch the backfill", err)
 	}

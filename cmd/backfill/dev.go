@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +13,10 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sjbackfill/backfill/internal/config"
 	"github.com/sjbackfill/backfill/internal/logging"
@@ -31,11 +33,12 @@ type devOptions struct {
 	logLevel  string
 }
 
-func (o *devOptions) register(fs *flag.FlagSet, defaultAddr string) {
-	o.sim.register(fs)
-	fs.StringVar(&o.addr, "addr", defaultAddr, "address of the API, the page and /monitoring")
-	fs.StringVar(&o.rateLimit, "skilljar-rate-limit", "", "the engine's shared Skilljar budget (default: the simulator's limits)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+// register defines the flags with d's values as their defaults.
+func (o *devOptions) register(fs *pflag.FlagSet, d devOptions, addrDoc string) {
+	o.sim.register(fs, d.sim)
+	fs.StringVar(&o.addr, "addr", d.addr, addrDoc)
+	fs.StringVar(&o.rateLimit, "skilljar-rate-limit", d.rateLimit, "the engine's shared Skilljar budget (default: the simulator's limits)")
+	fs.StringVar(&o.logLevel, "log-level", d.logLevel, "debug, info, warn or error")
 }
 
 // devStack is every role in one process: the embedded Redis (unless REDIS_URL is given),
@@ -130,6 +133,7 @@ func startDev(ctx context.Context, o devOptions, getenv func(string) string, std
 		_ = ln.Close()
 		return nil, err
 	}
+	redis.SetLogger(logging.Redis{L: log})
 	if d.mini != nil {
 		log.Warn().Msg("using the embedded Redis: nothing survives this process; set REDIS_URL for a durable one")
 	}
@@ -223,6 +227,7 @@ func (d *devStack) printURLs(w io.Writer) {
   Settings & Backfill page  %[1]s/            (any user name, password: the API token)
   asynq web UI              %[1]s/monitoring/
   API                       %[1]s/v1/backfills  (Authorization: Bearer <token>)
+  API reference             %[1]s/v1/docs
   API token                 %[2]s
   CLI                       export BACKFILL_URL=%[1]s BACKFILL_API_TOKEN=%[2]s
 `, d.baseURL, token)
@@ -275,14 +280,28 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("backfill dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func devCommand() *cobra.Command {
 	var o devOptions
-	o.register(fs, "127.0.0.1:8080")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "every role in one process on an embedded Redis and both simulators",
+		Long: `backfill dev: the api, a worker and the scheduler in one process, on an embedded Redis
+(unless REDIS_URL is set) and both simulators (unless SKILLJAR_API_KEY or
+SALESFORCE_CLIENT_ID name real ones). The other variables of backfill help apply too.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if addr := os.Getenv("BACKFILL_HTTP_ADDR"); addr != "" && !cmd.Flags().Changed("addr") {
+				o.addr = addr
+			}
+			return status(runDev(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
+	o.register(cmd.Flags(), devOptions{sim: defaultSimFlags(), addr: "127.0.0.1:8080", logLevel: "info"},
+		"address of the API, the page and /monitoring (BACKFILL_HTTP_ADDR when set)")
+	return cmd
+}
+
+func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) int {
 	d, err := startDev(ctx, o, os.Getenv, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "backfill dev: %v\n", err)

@@ -5,14 +5,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sjbackfill/backfill/internal/config"
 )
@@ -24,91 +26,141 @@ func main() {
 	os.Exit(code)
 }
 
-// Exit statuses.
+// Exit statuses. A watched run's outcome has its own status (see runExit); the README's
+// table of them is a contract for scripts.
 const (
 	exitOK      = 0
 	exitFailure = 1
 	exitUsage   = 2
+	// exitRejected: the run ended with records Salesforce refused (in its ledger).
+	exitRejected = 3
+	// exitMismatch: the run ended but Salesforce does not hold what the source has.
+	exitMismatch = 4
+	// exitCancelled: the run was cancelled.
+	exitCancelled = 5
 )
 
+// exitStatus carries a command's exit status out of cobra, which knows only errors.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// status turns a command's exit status into what its RunE returns.
+func status(code int) error {
+	if code == exitOK {
+		return nil
+	}
+	return exitStatus(code)
+}
+
+// Help lists the verbs in the order an operator meets them, not alphabetically.
+func init() { cobra.EnableCommandSorting = false }
+
+// Command groups, in the order the root's help lists them.
+const (
+	groupRoles = "roles"
+	groupTry   = "try"
+	groupVerbs = "verbs"
+)
+
+// commands builds every command of the binary. A verb is one file holding its constructor
+// and one line in the lists below (roles here, operator verbs in apiVerbs).
+func commands(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "backfill",
+		Short: "move a whole Skilljar history into Salesforce, resumably",
+		Long: `backfill: move a whole Skilljar history into Salesforce, resumably.
+
+The production roles are configured by the environment (listed below); the operator verbs
+talk to the API at BACKFILL_URL with BACKFILL_API_TOKEN. Flags go before or after arguments.`,
+		Args: cobra.NoArgs,
+		// A bare `backfill` is a usage error: a script that forgot its verb must not pass.
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(stderr)
+			_ = cmd.Help()
+			return exitStatus(exitUsage)
+		},
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetContext(ctx)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddGroup(
+		&cobra.Group{ID: groupRoles, Title: "Production roles (configured by the environment):"},
+		&cobra.Group{ID: groupTry, Title: "Trying it out:"},
+		&cobra.Group{ID: groupVerbs, Title: "Operator verbs (talk to the API at BACKFILL_URL with BACKFILL_API_TOKEN):"},
+	)
+	for _, c := range []*cobra.Command{
+		roleCommand(config.RoleAPI, "HTTP API, settings page, OAuth callback, /monitoring, /metrics, /v1/docs"),
+		roleCommand(config.RoleWorker, "runs backfill slices; start as many as you like against one Redis"),
+		roleCommand(config.RoleScheduler, "enqueues catch-up runs on BACKFILL_CATCHUP_CRON"),
+		healthcheckCommand(),
+	} {
+		c.GroupID = groupRoles
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{devCommand(), demoCommand(), simCommand()} {
+		c.GroupID = groupTry
+		root.AddCommand(c)
+	}
+	for _, verb := range apiVerbs {
+		c := verb()
+		c.GroupID = groupVerbs
+		root.AddCommand(c)
+	}
+	root.AddCommand(versionCommand())
+	defaultHelp := root.HelpFunc()
+	root.SetHelpFunc(func(cmd *cobra.Command, args []string) {
+		defaultHelp(cmd, args)
+		if cmd == root {
+			fmt.Fprint(cmd.OutOrStdout(), "\nEnvironment:\n"+config.Help())
+		}
+	})
+	return root
+}
+
+// run runs the command line and returns the exit status: the command's own, or exitUsage for
+// an unknown verb, a bad flag or a wrong number of arguments.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stderr)
-		return exitUsage
-	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "help", "-h", "--help":
-		usage(stdout)
+	root := commands(ctx, stdout, stderr)
+	root.SetArgs(goFlagStyle(root, args))
+	cmd, err := root.ExecuteC()
+	var st exitStatus
+	switch {
+	case err == nil:
 		return exitOK
-	case config.RoleAPI, config.RoleWorker, config.RoleScheduler:
-		return runRole(ctx, cmd, stderr)
-	case "sim":
-		return runSim(ctx, rest, stdout, stderr)
-	case "dev":
-		return runDev(ctx, rest, stdout, stderr)
-	case "demo":
-		return runDemo(ctx, rest, stdout, stderr)
-	case "healthcheck":
-		return healthcheck(ctx, stderr)
+	case errors.As(err, &st):
+		return int(st)
 	}
-	if cliVerbs[cmd] {
-		return runCLI(ctx, cmd, rest, stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "backfill: unknown command %q\n\n", cmd)
-	usage(stderr)
+	fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd.CommandPath(), err, cmd.CommandPath())
 	return exitUsage
 }
 
-func usage(w io.Writer) {
-	fmt.Fprint(w, `backfill: move a whole Skilljar history into Salesforce, resumably.
-
-Production roles (configured by the environment below):
-  backfill api         HTTP API, settings page, OAuth callback, /monitoring, /metrics
-  backfill worker      runs backfill slices; start as many as you like against one Redis
-  backfill scheduler   enqueues catch-up runs on BACKFILL_CATCHUP_CRON
-
-  backfill healthcheck exit 0 when the api on BACKFILL_HTTP_ADDR answers /healthz (for container
-                       healthchecks on images without curl)
-
-Trying it out:
-  backfill dev         every role in one process on an embedded Redis and both simulators
-                       (unless REDIS_URL or real Skilljar/Salesforce credentials are set)
-  backfill demo        a whole backfill end to end on the embedded stack, with a verdict
-                       (--users N sets the size; --serve keeps the server up afterwards)
-  backfill sim         both simulators standalone (backfill sim -h for flags)
-
-`+cliUsage+`
-Environment:
-`)
-	fmt.Fprint(w, config.Help())
-}
-
-// healthcheck asks the local api's /healthz, for container healthchecks.
-func healthcheck(ctx context.Context, stderr io.Writer) int {
-	addr := os.Getenv("BACKFILL_HTTP_ADDR")
-	if addr == "" {
-		addr = ":8080"
+// goFlagStyle rewrites -name to --name for the long flags the commands define: before they
+// moved to pflag the commands parsed with Go's flag package, which takes both, and scripts
+// written then keep working.
+func goFlagStyle(root *cobra.Command, args []string) []string {
+	long := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) { long[f.Name] = true })
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
 	}
-	if strings.HasPrefix(addr, ":") {
-		addr = "127.0.0.1" + addr
+	walk(root)
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "--" {
+			copy(out[i:], args[i:])
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(name) > 1 && long[name] {
+			a = "-" + a
+		}
+		out[i] = a
 	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "backfill healthcheck: %v\n", err)
-		return exitFailure
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		fmt.Fprintf(stderr, "backfill healthcheck: %v\n", err)
-		return exitFailure
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "backfill healthcheck: /healthz answered %s\n", resp.Status)
-		return exitFailure
-	}
-	return exitOK
+	return out
 }

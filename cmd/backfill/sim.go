@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
 	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
@@ -33,28 +35,41 @@ type simFlags struct {
 	membershipChurn float64
 }
 
-func (f *simFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.skilljarAddr, "skilljar-addr", "127.0.0.1:8081", "listen address of the Skilljar simulator")
-	fs.StringVar(&f.salesforceAddr, "salesforce-addr", "127.0.0.1:8082", "listen address of the Salesforce login host (the instance gets its own port)")
-	fs.Int64Var(&f.seed, "seed", 1, "generator seed: the same seed and sizes give the same org")
-	fs.IntVar(&f.domains, "domains", 3, "Skilljar domains")
-	fs.IntVar(&f.users, "users", 1000, "Skilljar learners")
-	fs.IntVar(&f.courses, "courses", 20, "Skilljar courses")
-	fs.DurationVar(&f.latency, "latency", 0, "added latency per response, both simulators")
-	fs.Float64Var(&f.faultRate, "fault-rate", 0, "probability of a 5xx per request, both simulators")
+// defaultSimFlags are the simulators' settings unless a command says otherwise: a small org
+// paced like a real Skilljar key.
+func defaultSimFlags() simFlags {
+	return simFlags{
+		skilljarAddr: "127.0.0.1:8081", salesforceAddr: "127.0.0.1:8082",
+		seed: 1, domains: 3, users: 1000, courses: 20,
+		perMinute: 600, perHour: 5000, throttleWindow: skilljarsim.ThrottleSliding,
+		dailyLimit: 100000, sessionTTL: 2 * time.Hour, userOrder: skilljarsim.OrderCreated,
+	}
+}
+
+// register defines the flags with d's values as their defaults, so each command's help
+// shows the defaults it really uses.
+func (f *simFlags) register(fs *pflag.FlagSet, d simFlags) {
+	fs.StringVar(&f.skilljarAddr, "skilljar-addr", d.skilljarAddr, "listen address of the Skilljar simulator")
+	fs.StringVar(&f.salesforceAddr, "salesforce-addr", d.salesforceAddr, "listen address of the Salesforce login host (the instance gets its own port)")
+	fs.Int64Var(&f.seed, "seed", d.seed, "generator seed: the same seed and sizes give the same org")
+	fs.IntVar(&f.domains, "domains", d.domains, "Skilljar domains")
+	fs.IntVar(&f.users, "users", d.users, "Skilljar learners")
+	fs.IntVar(&f.courses, "courses", d.courses, "Skilljar courses")
+	fs.DurationVar(&f.latency, "latency", d.latency, "added latency per response, both simulators")
+	fs.Float64Var(&f.faultRate, "fault-rate", d.faultRate, "probability of a 5xx per request, both simulators")
 	// Salesforce fails a record with UNABLE_TO_LOCK_ROW when another transaction holds its
 	// row (or its parent's) for over 10 s; it is transient and retried per record
 	// (help.salesforce.com/apex/HTViewSolution?id=000229525).
-	fs.Float64Var(&f.lockErrorRate, "lock-error-rate", 0, "probability of UNABLE_TO_LOCK_ROW per written Salesforce record")
-	fs.IntVar(&f.perMinute, "skilljar-per-minute", 600, "Skilljar per-minute limit per key (0 = none)")
-	fs.IntVar(&f.perHour, "skilljar-per-hour", 5000, "Skilljar hourly limit per key (0 = none)")
-	fs.StringVar(&f.throttleWindow, "throttle-window", skilljarsim.ThrottleSliding, "how the Skilljar limits count: sliding (Django REST framework's throttle) or fixed (spans from whole multiples since the epoch)")
-	fs.IntVar(&f.dailyLimit, "salesforce-daily-limit", 100000, "Salesforce DailyApiRequests maximum")
-	fs.DurationVar(&f.sessionTTL, "session-ttl", 2*time.Hour, "Salesforce access-token lifetime")
-	fs.StringVar(&f.orgProfiles, "org-profile", "", "Salesforce org profiles, comma-separated: "+strings.Join(salesforcesim.Profiles, ", "))
-	fs.DurationVar(&f.refreshIdle, "refresh-idle", 0, "expire a Salesforce refresh token unused this long (0 = never; partner apps: 720h)")
-	fs.StringVar(&f.userOrder, "user-order", skilljarsim.OrderCreated, "order of Skilljar's user lists: created, newest_first or unstable")
-	fs.Float64Var(&f.membershipChurn, "membership-churn", 0, "Skilljar members leaving and rejoining domains per second during the run")
+	fs.Float64Var(&f.lockErrorRate, "lock-error-rate", d.lockErrorRate, "probability of UNABLE_TO_LOCK_ROW per written Salesforce record")
+	fs.IntVar(&f.perMinute, "skilljar-per-minute", d.perMinute, "Skilljar per-minute limit per key (0 = none)")
+	fs.IntVar(&f.perHour, "skilljar-per-hour", d.perHour, "Skilljar hourly limit per key (0 = none)")
+	fs.StringVar(&f.throttleWindow, "throttle-window", d.throttleWindow, "how the Skilljar limits count: sliding (Django REST framework's throttle) or fixed (spans from whole multiples since the epoch)")
+	fs.IntVar(&f.dailyLimit, "salesforce-daily-limit", d.dailyLimit, "Salesforce DailyApiRequests maximum")
+	fs.DurationVar(&f.sessionTTL, "session-ttl", d.sessionTTL, "Salesforce access-token lifetime")
+	fs.StringVar(&f.orgProfiles, "org-profile", d.orgProfiles, "Salesforce org profiles, comma-separated: "+strings.Join(salesforcesim.Profiles, ", "))
+	fs.DurationVar(&f.refreshIdle, "refresh-idle", d.refreshIdle, "expire a Salesforce refresh token unused this long (0 = never; partner apps: 720h)")
+	fs.StringVar(&f.userOrder, "user-order", d.userOrder, "order of Skilljar's user lists: created, newest_first or unstable")
+	fs.Float64Var(&f.membershipChurn, "membership-churn", d.membershipChurn, "Skilljar members leaving and rejoining domains per second during the run")
 }
 
 func (f *simFlags) skilljar() skilljarsim.Config {
@@ -118,14 +133,21 @@ func (s *sims) Close() {
 	_ = s.sf.Close()
 }
 
-func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("backfill sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func simCommand() *cobra.Command {
 	var f simFlags
-	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "both simulators standalone, printing what to export for the production roles",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return status(runSim(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
+	f.register(cmd.Flags(), defaultSimFlags())
+	return cmd
+}
+
+func runSim(ctx context.Context, f simFlags, stdout, stderr io.Writer) int {
 	if f.lockErrorRate < 0 || f.lockErrorRate > 1 {
 		fmt.Fprintf(stderr, "backfill sim: --lock-error-rate %v is not a probability between 0 and 1\n", f.lockErrorRate)
 		return exitUsage

@@ -7,15 +7,22 @@ import (
 	"time"
 
 	"github.com/sjbackfill/backfill/internal/webhooks"
+	"github.com/spf13/cobra"
 )
 
-// webhooks runs `backfill webhooks install|status|remove`. Status exits 1 when a
-// subscription is deactivated or none is installed, so a probe can alert on it.
+// webhooksCommand is `backfill webhooks install|status|remove`.
+func webhooksCommand() *cobra.Command {
+	return apiCommand(&cobra.Command{
+		Use:       "webhooks install|status|remove",
+		Short:     "Skilljar's deliveries to this api's /webhooks/skilljar: subscribe, show, unsubscribe",
+		Args:      cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs),
+		ValidArgs: []string{"install", "status", "remove"},
+	}, (*cli).webhooks)
+}
+
+// webhooks runs the verb. Status exits 1 when a subscription is deactivated or none is
+// installed, so a probe can alert on it.
 func (c *cli) webhooks(ctx context.Context, args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintf(c.stderr, "backfill webhooks: give install, status or remove\n\n%s", cliUsage)
-		return exitUsage
-	}
 	var st webhooks.Status
 	var err error
 	switch args[0] {

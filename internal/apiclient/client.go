@@ -165,6 +165,14 @@ func (c *Client) Disconnect(ctx context.Context) (connection.Status, error) {
 	return st, err
 }
 
+// ConnectionEvents returns the Salesforce connection's activity log (connected, refreshed,
+// needs_reauth...), newest first; limit 0 takes the server's default.
+func (c *Client) ConnectionEvents(ctx context.Context, limit int) ([]connection.Event, error) {
+	var list httpapi.ConnectionEventList
+	err := c.do(ctx, http.MethodGet, "/v1/connection/events"+query("limit", limit), nil, nil, &list)
+	return list.Events, err
+}
+
 // Ready reports whether the server is up and reaches Redis.
 func (c *Client) Ready(ctx context.Context) error {
 	var h httpapi.Health

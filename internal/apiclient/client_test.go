@@ -149,6 +149,15 @@ func TestClientErrorsCarryTheAPIsCodeFieldAndActiveRun(t *testing.T) {
 	if err != nil || st.State != connection.Disconnected {
 		t.Fatalf("connection: %+v, %v", st, err)
 	}
+	for _, kind := range []string{"connected", "refreshed", "needs_reauth"} {
+		if err := e.Connection.AddEvent(ctx, kind, "the "+kind+" event"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := c.ConnectionEvents(ctx, 2)
+	if err != nil || len(evs) != 2 || evs[0].Kind != "needs_reauth" || evs[1].Kind != "refreshed" {
+		t.Fatalf("the two newest connection events: %+v, %v", evs, err)
+	}
 
 	_, err = client(t, e.Server.URL, "wrong-token-0123456789").List(ctx, 0)
 	apiError(t, err, http.StatusUnauthorized, httpapi.CodeUnauthorized, "")

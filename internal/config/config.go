@@ -105,7 +105,29 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Var + ": " + e.Expect }
 
-// Load reads the variables role uses through getenv and validates them.
+// Errors is every problem Load found, each an *Error naming its variable, so an operator
+// fixes them all in one go rather than one per restart.
+type Errors []error
+
+func (es Errors) Error() string {
+	if len(es) == 1 {
+		return es[0].Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d configuration problems:", len(es))
+	for _, e := range es {
+		b.WriteString("\n  " + e.Error())
+	}
+	return b.String()
+}
+
+// Unwrap lets errors.As find each *Error.
+func (es Errors) Unwrap() []error {
+	return es
+}
+
+// Load reads the variables role uses through getenv and validates them. The error, when
+// there is one, is Errors: every variable at fault, not only the first.
 func Load(role string, getenv func(string) string) (Config, error) {
 	get := func(name string) string {
 		v := strings.TrimSpace(getenv(name))
@@ -118,9 +140,18 @@ func Load(role string, getenv func(string) string) (Config, error) {
 		}
 		return v
 	}
+	var errs Errors
+	// check records a failed validation; a nil error is fine.
+	check := func(err error) bool {
+		if err == nil {
+			return true
+		}
+		errs = append(errs, err)
+		return false
+	}
 	for _, v := range Vars {
 		if slices.Contains(v.Required, role) && strings.TrimSpace(getenv(v.Name)) == "" {
-			return Config{}, &Error{v.Name, "is required for the " + role + " role; " + v.Doc}
+			errs = append(errs, &Error{v.Name, "is required for the " + role + " role; " + v.Doc})
 		}
 	}
 	c := Config{
@@ -135,66 +166,54 @@ func Load(role string, getenv func(string) string) (Config, error) {
 	}
 	var err error
 	if c.RedisURL != "" {
-		if err := checkRedisURL(c.RedisURL); err != nil {
-			return c, err
-		}
+		check(checkRedisURL(c.RedisURL))
 	}
 	if c.SkilljarBaseURL != "" {
-		if err := checkHTTPURL("SKILLJAR_BASE_URL", c.SkilljarBaseURL); err != nil {
-			return c, err
-		}
+		check(checkHTTPURL("SKILLJAR_BASE_URL", c.SkilljarBaseURL))
 	}
 	if c.SkilljarRateLimit, err = ratelimit.ParseLimits(get("SKILLJAR_RATE_LIMIT")); err != nil {
-		return c, &Error{"SKILLJAR_RATE_LIMIT", err.Error()}
+		check(&Error{"SKILLJAR_RATE_LIMIT", err.Error()})
+	} else {
+		// The margin is checked against the limits' periods: only once they parsed.
+		c.SkilljarRateMargin, err = rateMargin(get("SKILLJAR_RATE_MARGIN"), c.SkilljarRateLimit)
+		check(err)
 	}
 	if c.SkilljarRateWindow, err = ratelimit.ParseWindow(get("SKILLJAR_RATE_WINDOW")); err != nil {
-		return c, &Error{"SKILLJAR_RATE_WINDOW", fmt.Sprintf("%q is not sliding or fixed", get("SKILLJAR_RATE_WINDOW"))}
+		check(&Error{"SKILLJAR_RATE_WINDOW", fmt.Sprintf("%q is not sliding or fixed", get("SKILLJAR_RATE_WINDOW"))})
 	}
-	if c.SkilljarRateMargin, err = rateMargin(get("SKILLJAR_RATE_MARGIN"), c.SkilljarRateLimit); err != nil {
-		return c, err
-	}
-	if c.SalesforceLoginOrigins, err = ParseLoginOrigins(get("SALESFORCE_LOGIN_ORIGINS")); err != nil {
-		return c, err
-	}
-	if c.SalesforceLoginURL, err = LoginURL(c.SalesforceEnvironment, c.SalesforceLoginOrigins); err != nil {
-		return c, err
+	if c.SalesforceLoginOrigins, err = ParseLoginOrigins(get("SALESFORCE_LOGIN_ORIGINS")); check(err) {
+		// An environment may name a listed origin: only judged once the list parsed.
+		c.SalesforceLoginURL, err = LoginURL(c.SalesforceEnvironment, c.SalesforceLoginOrigins)
+		check(err)
 	}
 	if c.SalesforceRedirectURL != "" {
-		if err := checkHTTPURL("SALESFORCE_REDIRECT_URL", c.SalesforceRedirectURL); err != nil {
-			return c, err
-		}
+		check(checkHTTPURL("SALESFORCE_REDIRECT_URL", c.SalesforceRedirectURL))
 	}
 	if v, err := strconv.ParseFloat(c.SalesforceAPIVersion, 64); err != nil || v < 46 || !strings.Contains(c.SalesforceAPIVersion, ".") {
-		return c, &Error{"SALESFORCE_API_VERSION", fmt.Sprintf("%q is not a REST API version of 46.0 or later, such as 62.0", c.SalesforceAPIVersion)}
+		check(&Error{"SALESFORCE_API_VERSION", fmt.Sprintf("%q is not a REST API version of 46.0 or later, such as 62.0", c.SalesforceAPIVersion)})
 	}
 	if c.APIToken != "" && len(c.APIToken) < 16 {
-		return c, &Error{"BACKFILL_API_TOKEN", "must be at least 16 characters; generate one with: openssl rand -hex 24"}
+		check(&Error{"BACKFILL_API_TOKEN", "must be at least 16 characters; generate one with: openssl rand -hex 24"})
 	}
 	if raw := getenv("BACKFILL_SECRET_KEY"); strings.TrimSpace(raw) != "" {
-		if c.SecretKey, err = ParseSecretKey(raw); err != nil {
-			return c, err
-		}
+		c.SecretKey, err = ParseSecretKey(raw)
+		check(err)
 	}
 	if c.CatchupCron != "off" {
 		if _, err := ParseSchedule(c.CatchupCron); err != nil {
-			return c, &Error{"BACKFILL_CATCHUP_CRON", fmt.Sprintf("%q is not a cron expression (%v); use 5 fields such as \"0 */6 * * *\", a descriptor such as @every 6h, or off", c.CatchupCron, err)}
+			check(&Error{"BACKFILL_CATCHUP_CRON", fmt.Sprintf("%q is not a cron expression (%v); use 5 fields such as \"0 */6 * * *\", a descriptor such as @every 6h, or off", c.CatchupCron, err)})
 		}
 	}
-	if c.WorkerConcurrency, err = positiveInt("BACKFILL_WORKER_CONCURRENCY", get("BACKFILL_WORKER_CONCURRENCY")); err != nil {
-		return c, err
+	c.WorkerConcurrency, err = positiveInt("BACKFILL_WORKER_CONCURRENCY", get("BACKFILL_WORKER_CONCURRENCY"))
+	check(err)
+	if secs, err := positiveInt("BACKFILL_SLICE_SECONDS", get("BACKFILL_SLICE_SECONDS")); check(err) {
+		c.SliceDuration = time.Duration(secs) * time.Second
 	}
-	secs, err := positiveInt("BACKFILL_SLICE_SECONDS", get("BACKFILL_SLICE_SECONDS"))
-	if err != nil {
-		return c, err
-	}
-	c.SliceDuration = time.Duration(secs) * time.Second
 	if c.MonitoringReadOnly, err = strconv.ParseBool(get("BACKFILL_MONITORING_READONLY")); err != nil {
-		return c, &Error{"BACKFILL_MONITORING_READONLY", "must be true or false"}
+		check(&Error{"BACKFILL_MONITORING_READONLY", "must be true or false"})
 	}
 	if c.PrometheusURL != "" {
-		if err := checkHTTPURL("PROMETHEUS_URL", c.PrometheusURL); err != nil {
-			return c, err
-		}
+		check(checkHTTPURL("PROMETHEUS_URL", c.PrometheusURL))
 	}
 	if c.Webhook, err = loadWebhook(get); err != nil {
 		return c, err
@@ -202,7 +221,10 @@ func Load(role string, getenv func(string) string) (Config, error) {
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:
-		return c, &Error{"LOG_LEVEL", fmt.Sprintf("%q is not a level; use debug, info, warn or error", c.LogLevel)}
+		check(&Error{"LOG_LEVEL", fmt.Sprintf("%q is not a level; use debug, info, warn or error", c.LogLevel)})
+	}
+	if len(errs) > 0 {
+		return c, errs
 	}
 	return c, nil
 }
@@ -358,10 +380,14 @@ func redact(raw string) string {
 	return u.String()
 }
 
-// Help renders the variable table for `backfill help`.
-func Help() string {
+// Help renders the variable table for `backfill help`: every variable, or those the named
+// roles read.
+func Help(roles ...string) string {
 	var b strings.Builder
 	for _, v := range Vars {
+		if len(roles) > 0 && v.Roles != nil && !slices.ContainsFunc(roles, func(r string) bool { return slices.Contains(v.Roles, r) }) {
+			continue
+		}
 		roles := "all roles"
 		if v.Roles != nil {
 			roles = strings.Join(v.Roles, ", ")

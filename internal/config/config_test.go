@@ -100,3 +100,32 @@ func TestTheREADMEDocumentsEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadReportsEveryProblemAtOnceEachNamingItsVariable(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(config.RoleAPI, func(k string) string {
+		return map[string]string{"LOG_LEVEL": "loud", "BACKFILL_SLICE_SECONDS": "soon"}[k]
+	})
+	var all config.Errors
+	if !errors.As(err, &all) {
+		t.Fatalf("got %v (%T); want config.Errors", err, err)
+	}
+	want := []string{"REDIS_URL", "SKILLJAR_API_KEY", "SALESFORCE_CLIENT_ID", "SALESFORCE_CLIENT_SECRET",
+		"SALESFORCE_REDIRECT_URL", "BACKFILL_API_TOKEN", "BACKFILL_SECRET_KEY", "BACKFILL_SLICE_SECONDS", "LOG_LEVEL"}
+	var got []string
+	for _, e := range all {
+		var ce *config.Error
+		if !errors.As(e, &ce) {
+			t.Fatalf("%v is not a *config.Error", e)
+		}
+		got = append(got, ce.Var)
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("problems on %v, want %v", got, want)
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "9 configuration problems:\n") || strings.Count(msg, "\n  ") != 9 ||
+		!strings.Contains(msg, "openssl rand -hex 32") {
+		t.Fatalf("message does not list every problem with its fix, one a line:\n%s", msg)
+	}
+}

@@ -118,6 +118,9 @@ type route struct {
 	handle  func(w http.ResponseWriter, r *http.Request) error
 	// public routes are served without the token.
 	public bool
+	// browser routes are pages: a request without the token is challenged for HTTP Basic,
+	// so a browser asks for the password, where API routes challenge for a Bearer token.
+	browser bool
 }
 
 // New returns the server.
@@ -136,6 +139,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		{method: http.MethodGet, pattern: "/healthz", handle: s.healthz, public: true},
 		{method: http.MethodGet, pattern: "/readyz", handle: s.readyz, public: true},
 		{method: http.MethodGet, pattern: "/v1/openapi.json", handle: s.openAPI},
+		{method: http.MethodGet, pattern: "/v1/docs", handle: s.docs, browser: true},
 		{method: http.MethodPost, pattern: "/v1/backfills", handle: s.startBackfill},
 		{method: http.MethodGet, pattern: "/v1/backfills", handle: s.listBackfills},
 		{method: http.MethodGet, pattern: "/v1/backfills/{id}", handle: s.getBackfill},
@@ -175,7 +179,10 @@ func (s *Server) mux() *http.ServeMux {
 	}
 	for _, p := range patterns {
 		var h http.Handler = s.dispatch(byPattern[p])
-		if !byPattern[p][0].public {
+		switch first := byPattern[p][0]; {
+		case first.browser:
+			h = s.requireToken(basicChallenge, h)
+		case !first.public:
 			h = s.requireToken(bearerChallenge, h)
 		}
 		mux.Handle(p, h)

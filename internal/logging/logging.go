@@ -1,4 +1,5 @@
-// Package logging builds the process's zerolog logger and bridges it to asynq's Logger.
+// Package logging builds the process's zerolog logger and bridges asynq's and go-redis's
+// loggers to it.
 package logging
 
 import (
@@ -53,6 +54,16 @@ func (a Asynq) Info(args ...any)  { a.L.Info().Str("component", "asynq").Msg(fmt
 func (a Asynq) Warn(args ...any)  { a.L.Warn().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
 func (a Asynq) Error(args ...any) { a.L.Error().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
 func (a Asynq) Fatal(args ...any) { a.L.Fatal().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+
+// Redis adapts a zerolog logger to go-redis's logger (install it with redis.SetLogger):
+// go-redis otherwise prints its messages (a failed dial, a pool problem) as plain text
+// among the JSON lines. They are problems, so they log as warnings.
+type Redis struct{ L zerolog.Logger }
+
+// Printf logs one go-redis message.
+func (r Redis) Printf(_ context.Context, format string, v ...any) {
+	r.L.Warn().Str("component", "redis").Msg(strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: "))
+}
 
 // Buffer collects log output from concurrent writers, for tests and tools that read back
 // what was logged (to check, say, that no secret ever is).
