@@ -369,3 +369,25 @@ func (s *Server) deleteConnection(w http.ResponseWriter, r *http.Request) error 
 	}
 	return s.getConnection(w, r)
 }
+
+// doctor reports on the scope a start without a body would run: the saved settings'.
+func (s *Server) doctor(w http.ResponseWriter, r *http.Request) error {
+	if s.d.Doctor == nil {
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeNotConfigured,
+			Message: "this server has no Skilljar or Salesforce client configured; set SKILLJAR_API_KEY and the SALESFORCE_* variables"}
+	}
+	st, err := s.d.Settings.Get(r.Context())
+	if err != nil {
+		return err
+	}
+	sc, err := scopeFor(StartBody{}, st)
+	if err != nil {
+		return err
+	}
+	rep, err := s.d.Doctor.Check(r.Context(), sc)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}

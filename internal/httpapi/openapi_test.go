@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/doctor"
 	"github.com/sjbackfill/backfill/internal/httpapi"
 	"github.com/sjbackfill/backfill/internal/httpapi/apitest"
 	"github.com/sjbackfill/backfill/internal/pipeline"
@@ -145,7 +146,7 @@ func TestOpenAPISchemasListTheFieldsTheServerSends(t *testing.T) {
 		"Summary": runstore.Summary{}, "ObjectSummary": runstore.ObjectSummary{}, "Event": runstore.Event{},
 		"Rejected": runstore.Rejected{}, "Sample": runstore.Sample{}, "Settings": settings.Settings{},
 		"ConnectionStatus": connection.Status{}, "ConnectionEventList": httpapi.ConnectionEventList{},
-		"ConnectionEvent": connection.Event{},
+		"ConnectionEvent": connection.Event{}, "DoctorReport": doctor.Report{}, "DoctorEntry": doctor.Entry{},
 	}
 	for name, v := range types {
 		schema, ok := doc.Components.Schemas[name]

@@ -1,0 +1,120 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/sjbackfill/backfill/internal/doctor"
+	"github.com/sjbackfill/backfill/internal/httpapi/apitest"
+	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
+	"github.com/sjbackfill/backfill/internal/skilljar"
+)
+
+func getDoctor(t *testing.T, e *apitest.Env) doctor.Report {
+	t.Helper()
+	r := e.Do(t, http.MethodGet, "/v1/doctor", nil)
+	requireStatus(t, r, http.StatusOK)
+	var rep doctor.Report
+	r.JSON(t, &rep)
+	return rep
+}
+
+// entries returns the report's entries of a status, as "check field: message" lines.
+func entries(rep doctor.Report, status string) []string {
+	var out []string
+	for _, e := range rep.Entries {
+		if e.Status == status {
+			out = append(out, e.Check+" "+e.Field+": "+e.Message+" | fix: "+e.Fix)
+		}
+	}
+	return out
+}
+
+func TestDoctorFindsEverythingFineOnACleanConnectedOrg(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, apitest.Options{Users: 5})
+	e.ConnectSalesforce(t)
+	rep := getDoctor(t, e)
+	if rep.Blocking || len(entries(rep, doctor.Blocking)) > 0 || len(entries(rep, doctor.Adapted)) > 0 {
+		t.Fatalf("a clean org should be all fine; blocking %v, adapted %v", entries(rep, doctor.Blocking), entries(rep, doctor.Adapted))
+	}
+	checks := map[string]bool{}
+	for _, en := range rep.Entries {
+		checks[en.Check] = true
+	}
+	for _, c := range []string{doctor.CheckSkilljarKey, doctor.CheckSkilljarDomain, doctor.CheckGrant, doctor.CheckBudget, doctor.CheckMapping, doctor.CheckPermissions} {
+		if !checks[c] {
+			t.Errorf("the report has no %s entry: %+v", c, rep.Entries)
+		}
+	}
+}
+
+func TestDoctorSaysSalesforceIsNotConnectedButAStartStillQueues(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, apitest.Options{Users: 5})
+	rep := getDoctor(t, e)
+	b := entries(rep, doctor.Blocking)
+	if len(b) != 1 || !strings.HasPrefix(b[0], doctor.CheckGrant) || !strings.Contains(b[0], "connect Salesforce") {
+		t.Fatalf("want one blocking grant entry naming the fix, got %v", b)
+	}
+	// A run waits for the grant (waiting_for_auth), so the missing grant does not refuse it.
+	startRun(t, e, map[string]any{"dry_run": true})
+}
+
+func TestDoctorBlocksARestrictedPicklistWithTheValueMapLinesAndRefusesTheStartUntilFixed(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, apitest.Options{Users: 5, Salesforce: salesforcesim.Config{Profiles: []string{salesforcesim.ProfilePicklist}}})
+	e.ConnectSalesforce(t)
+	b := entries(getDoctor(t, e), doctor.Blocking)
+	if len(b) != 1 || !strings.Contains(b[0], "skilljar__Success_Status__c") || !strings.Contains(b[0], `"value_map": {`) {
+		t.Fatalf("want one blocking entry for Success Status giving the value_map line, got %v", b)
+	}
+	before := e.Enqueued(t)
+	r := e.Do(t, http.MethodPost, "/v1/backfills", map[string]any{})
+	body := requireError(t, r, http.StatusUnprocessableEntity, "blocked", "skilljar__Course_Progress__c.skilljar__Success_Status__c")
+	if len(body.Error.Fields) != 1 || !strings.Contains(body.Error.Fields[0].Message, `"value_map"`) {
+		t.Fatalf("the 422 should list the problem with its fix: %+v", body.Error.Fields)
+	}
+	if got := e.Enqueued(t); got != before {
+		t.Fatalf("a refused start enqueued %d task(s)", got-before)
+	}
+	// Courses alone do not touch the picklist: that start is not blocked.
+	startRun(t, e, map[string]any{"objects": []string{"course"}, "dry_run": true})
+}
+
+func TestDoctorListsAMasterDetailOrgsAdaptationsAndLetsTheRunStart(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, apitest.Options{Users: 5, Salesforce: salesforcesim.Config{Profiles: []string{salesforcesim.ProfileMasterDetail}}})
+	e.ConnectSalesforce(t)
+	rep := getDoctor(t, e)
+	a := entries(rep, doctor.Adapted)
+	if rep.Blocking || len(a) == 0 {
+		t.Fatalf("want adaptations and nothing blocking; blocking %v, adapted %v", entries(rep, doctor.Blocking), a)
+	}
+	for _, line := range a {
+		if !strings.Contains(line, "reparented") {
+			t.Errorf("unexpected adaptation on master-detail: %s", line)
+		}
+	}
+	startRun(t, e, map[string]any{"dry_run": true})
+}
+
+func TestARejectedSkilljarKeyBlocksTheDoctorAndTheStartUntilTheKeyIsFixed(t *testing.T) {
+	e := apitest.Start(t, apitest.Options{Users: 5})
+	e.ConnectSalesforce(t)
+	wrong, err := skilljar.New(skilljar.Config{BaseURL: e.Skilljar.URL(), APIKey: "not-the-key", MaxRetries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Doctor.Skilljar = wrong
+	b := entries(getDoctor(t, e), doctor.Blocking)
+	if len(b) != 1 || !strings.Contains(b[0], "rejected the API key") || !strings.Contains(b[0], "SKILLJAR_API_KEY") {
+		t.Fatalf("want one blocking entry for the key, got %v", b)
+	}
+	r := e.Do(t, http.MethodPost, "/v1/backfills", map[string]any{})
+	requireError(t, r, http.StatusUnprocessableEntity, "blocked", "SKILLJAR_API_KEY")
+
+	e.Doctor.Skilljar = e.Source
+	startRun(t, e, map[string]any{})
+}
