@@ -50,6 +50,8 @@ var Vars = []Var{
 	{Name: "SALESFORCE_LOGIN_ORIGINS", Roles: []string{RoleAPI, RoleWorker}, Doc: "Login origins an environment may name besides Salesforce's own (login.salesforce.com, test.salesforce.com, <name>.my.salesforce.com and <name>.sandbox.my.salesforce.com, over https), comma-separated, such as http://127.0.0.1:8082 for the simulator or another My Domain form. The next connect sends the client secret there."},
 	{Name: "SALESFORCE_REDIRECT_URL", Roles: []string{RoleAPI}, Required: []string{RoleAPI}, Doc: "OAuth callback registered on the connected app: https://<this host>/salesforce/callback."},
 	{Name: "SALESFORCE_API_VERSION", Roles: []string{RoleAPI, RoleWorker}, Default: "62.0", Doc: "Salesforce REST API version (46.0 or later)."},
+	{Name: "SALESFORCE_IDLE_REFRESH", Roles: []string{RoleAPI, RoleWorker}, Default: "168h", Doc: "How long the Salesforce grant may go unused before a worker refreshes it, so its refresh token never sits idle until it expires; a duration such as 168h, shorter than SALESFORCE_IDLE_LIMIT."},
+	{Name: "SALESFORCE_IDLE_LIMIT", Roles: []string{RoleAPI, RoleWorker}, Default: "720h", Doc: "How long an unused refresh token lives: Salesforce expires those of partner apps after 30 days unused from May 2026, and an org's own policy may be shorter. The page shows the date the grant would lapse from it."},
 	{Name: "BACKFILL_API_TOKEN", Roles: []string{RoleAPI}, Required: []string{RoleAPI}, Doc: "Bearer token for /v1/*, and the password (any user name) for the page and /monitoring. At least 16 characters."},
 	{Name: "BACKFILL_SECRET_KEY", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "32-byte key, hex or base64, that encrypts the stored Salesforce tokens (AES-256-GCM). Generate one with: openssl rand -hex 32."},
 	{Name: "BACKFILL_HTTP_ADDR", Roles: []string{RoleAPI}, Default: ":8080", Doc: "Address the API and page listen on."},
@@ -79,6 +81,10 @@ type Config struct {
 	SalesforceEnvironment string
 	SalesforceRedirectURL string
 	SalesforceAPIVersion  string
+	// SalesforceIdleRefresh and SalesforceIdleLimit: SALESFORCE_IDLE_REFRESH and
+	// SALESFORCE_IDLE_LIMIT.
+	SalesforceIdleRefresh time.Duration
+	SalesforceIdleLimit   time.Duration
 	APIToken              string
 	SecretKey             []byte
 	HTTPAddr              string
@@ -181,6 +187,15 @@ func Load(role string, getenv func(string) string) (Config, error) {
 	}
 	if c.WorkerConcurrency, err = positiveInt("BACKFILL_WORKER_CONCURRENCY", get("BACKFILL_WORKER_CONCURRENCY")); err != nil {
 		return c, err
+	}
+	if c.SalesforceIdleRefresh, err = positiveDuration("SALESFORCE_IDLE_REFRESH", get("SALESFORCE_IDLE_REFRESH")); err != nil {
+		return c, err
+	}
+	if c.SalesforceIdleLimit, err = positiveDuration("SALESFORCE_IDLE_LIMIT", get("SALESFORCE_IDLE_LIMIT")); err != nil {
+		return c, err
+	}
+	if c.SalesforceIdleRefresh >= c.SalesforceIdleLimit {
+		return c, &Error{"SALESFORCE_IDLE_REFRESH", fmt.Sprintf("%s must be shorter than SALESFORCE_IDLE_LIMIT (%s), or the grant lapses before it is refreshed", c.SalesforceIdleRefresh, c.SalesforceIdleLimit)}
 	}
 	secs, err := positiveInt("BACKFILL_SLICE_SECONDS", get("BACKFILL_SLICE_SECONDS"))
 	if err != nil {
@@ -373,4 +388,12 @@ func Help() string {
 		fmt.Fprintf(&b, "  %-30s %s (%s)\n      %s\n", v.Name, req, roles, v.Doc)
 	}
 	return b.String()
+}
+
+func positiveDuration(name, raw string) (time.Duration, error) {
+	d, err := time.ParseDuration(raw)
+	if err != nil || d <= 0 {
+		return 0, &Error{name, fmt.Sprintf("%q is not a positive duration such as 168h", raw)}
+	}
+	return d, nil
 }

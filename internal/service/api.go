@@ -76,8 +76,8 @@ func NewAPI(p *Parts) (*API, error) {
 		doc.Salesforce = p.Salesforce
 	}
 	runs := doctor.Gated{Engine: p.Engine, Doctor: doc}
-	page, err := webui.New(webui.Config{}, webui.Deps{
-		Runs: runs, Ledger: p.Store, Settings: st, Domains: domains, Connection: auth, Logger: p.Log,
+	page, err := webui.New(webui.Config{IdleLimit: p.Config.SalesforceIdleLimit}, webui.Deps{
+		Runs: runs, Ledger: p.Store, Settings: st, Domains: domains, Connection: auth, Doctor: doc, Logger: p.Log,
 	})
 	if err != nil {
 		return nil, err
