@@ -4,8 +4,10 @@ package doctor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -259,4 +261,61 @@ func (d *Doctor) checkPermissions(r *Report, uniqueKeys bool) {
 	r.add(Entry{Check: CheckPermissions, Status: Adapted, Field: "View All Data",
 		Message: msg + "; it is needed, because an upsert key is not unique",
 		Fix:     "give the integration user View All Data (a permission set), or mark the upsert keys Unique"})
+}
+
+// SuggestMapping fits the mapping to the org's describe (mapping.Suggest) and adds to its
+// review what preflight would still block on in the fitted mapping, with the fix (a
+// restricted picklist's value_map lines, say).
+func (d *Doctor) SuggestMapping(ctx context.Context, sc runstore.Scope) (*mapping.Suggestion, error) {
+	if d.Salesforce == nil {
+		return nil, errors.New("doctor: no Salesforce client to describe the org with")
+	}
+	m := d.Mapping
+	if m == nil {
+		m = mapping.Default()
+	}
+	s, err := mapping.Suggest(ctx, m, d.describe)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(s.Mapping)
+	if err != nil {
+		return nil, err
+	}
+	fitted, err := mapping.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("the suggested mapping does not load: %w", err)
+	}
+	objects, _ := fitted.WithParents(sc.Objects)
+	_, err = pipeline.Preflight(ctx, d.Salesforce, fitted, objects, sc)
+	var pe *pipeline.PreflightError
+	if err != nil && !errors.As(err, &pe) {
+		return nil, err
+	}
+	if pe != nil {
+		for _, p := range pe.Problems {
+			r := mapping.Review{Note: "preflight still blocks: " + p}
+			if target, _, ok := strings.Cut(p, ": "); ok {
+				sobject, field, _ := strings.Cut(target, ".")
+				r.Field = field
+				for _, o := range fitted.Objects {
+					if strings.EqualFold(o.SObject, sobject) {
+						r.Object = o.Name
+					}
+				}
+			}
+			s.Review = append(s.Review, r)
+		}
+	}
+	return s, nil
+}
+
+// describe is the org's describe of sobject, nil when the org has no such object.
+func (d *Doctor) describe(ctx context.Context, sobject string) (*salesforce.SObjectDescribe, error) {
+	desc, err := d.Salesforce.Describe(ctx, sobject)
+	var apiErr *salesforce.APIError
+	if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
+		return nil, nil
+	}
+	return desc, err
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sjbackfill/backfill/internal/doctor"
 	"github.com/sjbackfill/backfill/internal/httpapi/apitest"
+	"github.com/sjbackfill/backfill/internal/mapping"
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
 	"github.com/sjbackfill/backfill/internal/skilljar"
 )
@@ -117,4 +118,24 @@ func TestARejectedSkilljarKeyBlocksTheDoctorAndTheStartUntilTheKeyIsFixed(t *tes
 
 	e.Doctor.Skilljar = e.Source
 	startRun(t, e, map[string]any{})
+}
+
+func TestMappingSuggestionFitsThePicklistOrgAndReviewsTheValueMapItNeeds(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, apitest.Options{Users: 5, Salesforce: salesforcesim.Config{Profiles: []string{salesforcesim.ProfilePicklist, salesforcesim.ProfileSparse}}})
+	r := e.Do(t, http.MethodGet, "/v1/mapping/suggestion", nil)
+	requireStatus(t, r, http.StatusOK)
+	var s mapping.Suggestion
+	r.JSON(t, &s)
+	if _, err := mapping.Parse(mustJSON(t, s.Mapping)); err != nil {
+		t.Fatalf("the suggested mapping does not load: %v", err)
+	}
+	var picklist, missing bool
+	for _, rv := range s.Review {
+		picklist = picklist || rv.Object == mapping.CourseProgress && rv.Field == "skilljar__Success_Status__c" && strings.Contains(rv.Note, `"value_map": {`)
+		missing = missing || strings.Contains(rv.Note, "is not in the org")
+	}
+	if !picklist || !missing {
+		t.Fatalf("the review should give the picklist's value_map line and the fields the sparse org lacks: %+v", s.Review)
+	}
 }

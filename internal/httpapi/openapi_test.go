@@ -16,6 +16,7 @@ import (
 	"github.com/sjbackfill/backfill/internal/doctor"
 	"github.com/sjbackfill/backfill/internal/httpapi"
 	"github.com/sjbackfill/backfill/internal/httpapi/apitest"
+	"github.com/sjbackfill/backfill/internal/mapping"
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/settings"
@@ -147,6 +148,8 @@ func TestOpenAPISchemasListTheFieldsTheServerSends(t *testing.T) {
 		"Rejected": runstore.Rejected{}, "Sample": runstore.Sample{}, "Settings": settings.Settings{},
 		"ConnectionStatus": connection.Status{}, "ConnectionEventList": httpapi.ConnectionEventList{},
 		"ConnectionEvent": connection.Event{}, "DoctorReport": doctor.Report{}, "DoctorEntry": doctor.Entry{},
+		"MappingSuggestion": mapping.Suggestion{}, "MappingReview": mapping.Review{}, "Mapping": mapping.Mapping{},
+		"MappingObject": mapping.Object{}, "MappingField": mapping.Field{},
 	}
 	for name, v := range types {
 		schema, ok := doc.Components.Schemas[name]

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/doctor"
+	"github.com/sjbackfill/backfill/internal/mapping"
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/settings"
@@ -57,9 +58,11 @@ type Connection interface {
 	Events(ctx context.Context, limit int) ([]connection.Event, error)
 }
 
-// Doctor checks the connections and the mapping for a scope; *doctor.Doctor is one.
+// Doctor checks the connections and the mapping for a scope, and fits the mapping to the
+// org; *doctor.Doctor is one.
 type Doctor interface {
 	Check(ctx context.Context, sc runstore.Scope) (*doctor.Report, error)
+	SuggestMapping(ctx context.Context, sc runstore.Scope) (*mapping.Suggestion, error)
 }
 
 // Pinger answers whether Redis is reachable; every go-redis client is one.
@@ -91,7 +94,8 @@ type Deps struct {
 	Redis    Pinger
 	// Connection serves /v1/connection; without it that route answers 503 not_configured.
 	Connection Connection
-	// Doctor serves /v1/doctor; without it that route answers 503 not_configured.
+	// Doctor serves /v1/doctor and /v1/mapping/suggestion; without it they answer 503
+	// not_configured.
 	Doctor Doctor
 	Logger zerolog.Logger
 
@@ -142,6 +146,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		{method: http.MethodGet, pattern: "/v1/openapi.json", handle: s.openAPI},
 		{method: http.MethodPost, pattern: "/v1/backfills", handle: s.startBackfill},
 		{method: http.MethodGet, pattern: "/v1/doctor", handle: s.doctor},
+		{method: http.MethodGet, pattern: "/v1/mapping/suggestion", handle: s.suggestMapping},
 		{method: http.MethodGet, pattern: "/v1/backfills", handle: s.listBackfills},
 		{method: http.MethodGet, pattern: "/v1/backfills/{id}", handle: s.getBackfill},
 		{method: http.MethodPost, pattern: "/v1/backfills/{id}/pause", handle: s.runAction(http.StatusOK, d.Runs.Pause)},
