@@ -19,7 +19,8 @@ import (
 )
 
 // cliVerbs are the operator verbs that talk to a running API.
-var cliVerbs = map[string]bool{"start": true, "list": true, "show": true, "watch": true, "pause": true, "resume": true, "cancel": true}
+var cliVerbs = map[string]bool{"start": true, "list": true, "show": true, "watch": true, "pause": true, "resume": true, "cancel": true,
+	"doctor": true, "mapping": true}
 
 const cliUsage = `Operator verbs (talk to the API at BACKFILL_URL with BACKFILL_API_TOKEN):
   backfill start [--domains a,b] [--objects x,y] [--dry-run] [--sink-mode auto|collections|bulk] [--watch]
@@ -27,6 +28,9 @@ const cliUsage = `Operator verbs (talk to the API at BACKFILL_URL with BACKFILL_
   backfill show ID [--json]     one run: state, counters, summary
   backfill watch ID             live progress until the run ends; exit status 0 when it succeeded
   backfill pause ID | resume ID | cancel ID
+  backfill doctor [--json]      test the connections and the mapping; exit status 1 when something blocks
+  backfill mapping suggest [--out FILE]
+                                a mapping file fitted to the org; the differences to review on stderr
 `
 
 // runCLI runs one operator verb.
@@ -52,6 +56,10 @@ func runCLI(ctx context.Context, verb string, args []string, stdout, stderr io.W
 	switch verb {
 	case "start":
 		return c.start(ctx, fs, args)
+	case "doctor":
+		return c.doctor(ctx, fs, args)
+	case "mapping":
+		return c.mappingSuggest(ctx, fs, args)
 	case "list":
 		if fs.Parse(args) != nil {
 			return exitUsage

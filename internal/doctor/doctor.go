@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -55,6 +56,20 @@ type Report struct {
 	Entries []Entry `json:"entries"`
 	// Blocking is true when any entry blocks.
 	Blocking bool `json:"blocking"`
+}
+
+// WriteText prints one line per entry, its mark first, and its fix on the next line.
+func (r *Report) WriteText(w io.Writer) {
+	for _, e := range r.Entries {
+		what := e.Check
+		if e.Field != "" {
+			what += " " + e.Field
+		}
+		fmt.Fprintf(w, "%-8s  %s: %s\n", e.Status, what, e.Message)
+		if e.Fix != "" {
+			fmt.Fprintf(w, "          fix: %s\n", e.Fix)
+		}
+	}
 }
 
 func (r *Report) add(e Entry) {
@@ -294,17 +309,17 @@ func (d *Doctor) SuggestMapping(ctx context.Context, sc runstore.Scope) (*mappin
 	}
 	if pe != nil {
 		for _, p := range pe.Problems {
-			r := mapping.Review{Note: "preflight still blocks: " + p}
+			var object, field string
 			if target, _, ok := strings.Cut(p, ": "); ok {
-				sobject, field, _ := strings.Cut(target, ".")
-				r.Field = field
+				var sobject string
+				sobject, field, _ = strings.Cut(target, ".")
 				for _, o := range fitted.Objects {
 					if strings.EqualFold(o.SObject, sobject) {
-						r.Object = o.Name
+						object = o.Name
 					}
 				}
 			}
-			s.Review = append(s.Review, r)
+			s.Note(object, field, "preflight still blocks: "+p)
 		}
 	}
 	return s, nil

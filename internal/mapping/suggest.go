@@ -88,6 +88,26 @@ func Suggest(ctx context.Context, m *Mapping, describe Describe) (*Suggestion, e
 	return s, nil
 }
 
+// Note adds a difference found elsewhere (by preflight, say) to the review, and to the note
+// of the named object, or of its field or relationship when field is not empty.
+func (s *Suggestion) Note(object, field, note string) {
+	for i := range s.Mapping.Objects {
+		o := &s.Mapping.Objects[i]
+		if o.Name != object {
+			continue
+		}
+		for j := range o.Fields {
+			if f := &o.Fields[j]; field != "" && (strings.EqualFold(f.Field, field) || strings.EqualFold(f.Relationship, field)) {
+				s.note(o, f, note)
+				return
+			}
+		}
+		s.note(o, nil, note)
+		return
+	}
+	s.Review = append(s.Review, Review{Object: object, Field: field, Note: note})
+}
+
 func (s *Suggestion) note(o *Object, f *Field, note string) {
 	r := Review{Object: o.Name, Note: note}
 	target := &o.Note
