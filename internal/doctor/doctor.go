@@ -3,6 +3,7 @@
 package doctor
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/mapping"
@@ -104,6 +106,11 @@ type Doctor struct {
 	Connection Connection
 	// Mapping defaults to mapping.Default().
 	Mapping *mapping.Mapping
+	// IdleLimit is how long an unused refresh token lives. Defaults to
+	// connection.DefaultIdleLimit.
+	IdleLimit time.Duration
+	// Now is the clock the idle limit is measured on. Defaults to time.Now.
+	Now func() time.Time
 }
 
 // Check reports on everything a run of scope needs. An error is returned only when the checks
@@ -176,6 +183,21 @@ func (d *Doctor) checkGrant(ctx context.Context, r *Report) {
 		msg := "Salesforce is connected"
 		if st.Username != "" {
 			msg += " as " + st.Username
+		}
+		limit, now := cmp.Or(d.IdleLimit, connection.DefaultIdleLimit), time.Now
+		if d.Now != nil {
+			now = d.Now
+		}
+		lapse := st.LapsesAt(limit)
+		if lapse != nil && now().After(*lapse) {
+			r.add(Entry{Check: CheckGrant, Status: Blocking, passing: true,
+				Message: fmt.Sprintf("%s, but the grant has gone unused since %s, past the %s idle limit: Salesforce has expired its refresh token",
+					msg, st.LastUse().UTC().Format(time.RFC3339), limit),
+				Fix: "reconnect Salesforce from the settings page; workers keep a connected grant in use (SALESFORCE_IDLE_REFRESH)"})
+			return
+		}
+		if lapse != nil {
+			msg += "; unused, the grant would lapse at " + lapse.UTC().Format(time.RFC3339)
 		}
 		r.add(Entry{Check: CheckGrant, Status: Fine, Message: msg})
 	case st.State == connection.NeedsReauth:

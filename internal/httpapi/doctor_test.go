@@ -4,7 +4,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/sjbackfill/backfill/internal/connection"
 	"github.com/sjbackfill/backfill/internal/doctor"
 	"github.com/sjbackfill/backfill/internal/httpapi/apitest"
 	"github.com/sjbackfill/backfill/internal/mapping"
@@ -138,4 +140,28 @@ func TestMappingSuggestionFitsThePicklistOrgAndReviewsTheValueMapItNeeds(t *test
 	if !picklist || !missing {
 		t.Fatalf("the review should give the picklist's value_map line and the fields the sparse org lacks: %+v", s.Review)
 	}
+}
+
+func TestDoctorReportsAGrantUnusedPastTheIdleLimitAsLapsed(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, apitest.Options{Users: 5})
+	e.ConnectSalesforce(t)
+	grant := func() doctor.Entry {
+		for _, en := range getDoctor(t, e).Entries {
+			if en.Check == doctor.CheckGrant {
+				return en
+			}
+		}
+		t.Fatal("no grant entry")
+		return doctor.Entry{}
+	}
+	if g := grant(); g.Status != doctor.Fine || !strings.Contains(g.Message, "would lapse at") {
+		t.Fatalf("a fresh grant: %+v; want fine with its lapse date", g)
+	}
+	e.Doctor.Now = func() time.Time { return time.Now().Add(connection.DefaultIdleLimit + time.Hour) }
+	if g := grant(); g.Status != doctor.Blocking || !strings.Contains(g.Message, "expired its refresh token") || !strings.Contains(g.Fix, "reconnect") {
+		t.Fatalf("a grant unused past the idle limit: %+v; want it reported as lapsed", g)
+	}
+	// The run waits for the reconnect rather than being refused.
+	startRun(t, e, map[string]any{"dry_run": true})
 }

@@ -68,7 +68,7 @@ func NewAPI(p *Parts) (*API, error) {
 		domains = p.Skilljar
 	}
 	// Every start, from the API or the page, first asks the doctor.
-	doc := &doctor.Doctor{Connection: auth, Mapping: p.Engine.Mapping}
+	doc := &doctor.Doctor{Connection: auth, Mapping: p.Engine.Mapping, IdleLimit: p.Config.SalesforceIdleLimit}
 	if p.Skilljar != nil { // a nil client must not become a non-nil interface
 		doc.Skilljar = p.Skilljar
 	}

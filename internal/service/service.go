@@ -176,7 +176,9 @@ func RunWorker(ctx context.Context, p *Parts) error {
 		return fmt.Errorf("worker: SKILLJAR_API_KEY and BACKFILL_SECRET_KEY are required")
 	}
 	// Every worker checks; the refresh lock and the stored last use make one of them refresh.
-	go p.Tokens.KeepAlive(ctx, idleCheck, p.Config.SalesforceIdleRefresh)
+	keepCtx, stopKeep := context.WithCancel(ctx)
+	defer stopKeep()
+	go p.Tokens.KeepAlive(keepCtx, idleCheck, p.Config.SalesforceIdleRefresh)
 	srv := worker.NewServer(p.RedisOpt, worker.Config{Concurrency: p.Config.WorkerConcurrency}, p.Log)
 	worker.Register(srv.Mux(), p.WorkerDeps(srv))
 	p.Log.Info().Int("concurrency", p.Config.WorkerConcurrency).Msg("worker started")
