@@ -259,7 +259,9 @@ func (d *Doctor) checkMapping(ctx context.Context, r *Report, sc runstore.Scope)
 	unique := true
 	for _, a := range adaptations {
 		r.add(Entry{Check: CheckMapping, Status: Adapted, Field: a.SObject + "." + a.Field, Message: a.Message})
-		unique = unique && !(a.Kind == runstore.AdaptWarn && strings.Contains(a.Message, "View All Data"))
+		// Preflight warns on an upsert key only when it is not unique.
+		o, _ := m.Object(a.Object)
+		unique = unique && !(a.Kind == runstore.AdaptWarn && strings.EqualFold(a.Field, o.ExternalID))
 	}
 	if pe != nil {
 		for _, p := range pe.Problems {
@@ -267,7 +269,8 @@ func (d *Doctor) checkMapping(ctx context.Context, r *Report, sc runstore.Scope)
 			if !ok {
 				field, msg = "", p
 			}
-			r.add(Entry{Check: CheckMapping, Status: Blocking, Field: field, Message: msg, Fix: fixOf(msg)})
+			msg, fix := splitFix(msg)
+			r.add(Entry{Check: CheckMapping, Status: Blocking, Field: field, Message: msg, Fix: fix})
 		}
 	} else {
 		r.add(Entry{Check: CheckMapping, Status: Fine,
@@ -276,13 +279,13 @@ func (d *Doctor) checkMapping(ctx context.Context, r *Report, sc runstore.Scope)
 	d.checkPermissions(r, unique)
 }
 
-// fixOf is the fix a preflight problem gives after its "; ", which is how every problem it
-// reports is worded.
-func fixOf(msg string) string {
+// splitFix parts a preflight problem into what is wrong and the fix after its last "; ",
+// which is how preflight words every problem that has one.
+func splitFix(msg string) (problem, fix string) {
 	if i := strings.LastIndex(msg, "; "); i >= 0 {
-		return msg[i+2:]
+		return msg[:i], msg[i+2:]
 	}
-	return "fix the mapping file or the org so that the field fits"
+	return msg, "fix the mapping file or the org so that the field fits"
 }
 
 // checkPermissions says what the describe calls prove about the integration user's

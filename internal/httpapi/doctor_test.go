@@ -165,3 +165,19 @@ func TestDoctorReportsAGrantUnusedPastTheIdleLimitAsLapsed(t *testing.T) {
 	// The run waits for the reconnect rather than being refused.
 	startRun(t, e, map[string]any{"dry_run": true})
 }
+
+func TestDoctorSaysViewAllDataIsNeededWhenAnUpsertKeyIsNotUnique(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, apitest.Options{Users: 5, Salesforce: salesforcesim.Config{Profiles: []string{salesforcesim.ProfileDirty}}})
+	e.ConnectSalesforce(t)
+	rep := getDoctor(t, e)
+	for _, en := range rep.Entries {
+		if en.Check == doctor.CheckPermissions {
+			if en.Status != doctor.Adapted || en.Field != "View All Data" || !strings.Contains(en.Message, "cannot be checked") {
+				t.Fatalf("permissions entry %+v; want View All Data flagged as needed and uncheckable", en)
+			}
+			return
+		}
+	}
+	t.Fatalf("no permissions entry: %+v", rep.Entries)
+}
