@@ -181,3 +181,38 @@ func TestDoctorSaysViewAllDataIsNeededWhenAnUpsertKeyIsNotUnique(t *testing.T) {
 	}
 	t.Fatalf("no permissions entry: %+v", rep.Entries)
 }
+
+// What one report costs: every start pays it too.
+func TestADoctorReportCostsOneLimitsCallOneDescribePerObjectAndTwoSkilljarCalls(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, apitest.Options{Users: 5})
+	e.ConnectSalesforce(t)
+	sfCalls := func() map[string]int {
+		m := map[string]int{}
+		for _, c := range e.Salesforce.Calls() {
+			m[c.Endpoint] += c.Count
+		}
+		return m
+	}
+	sfBefore := sfCalls()
+	pingBefore, domainsBefore := e.Skilljar.CallCount("GET /v1/ping"), e.Skilljar.CallCount("GET /v1/domains")
+	getDoctor(t, e)
+	sfAfter := sfCalls()
+	var describes, limits, other int
+	for ep, n := range sfAfter {
+		switch d := n - sfBefore[ep]; {
+		case strings.Contains(ep, "describe"):
+			describes += d
+		case strings.Contains(ep, "limits"):
+			limits += d
+		default:
+			other += d
+		}
+	}
+	if objects := len(e.Engine.Mapping.Objects); describes != objects || limits != 1 || other != 0 {
+		t.Errorf("Salesforce calls: %d describes (want %d, one per mapped object), %d limits (want 1), %d others (want 0)", describes, objects, limits, other)
+	}
+	if p, d := e.Skilljar.CallCount("GET /v1/ping")-pingBefore, e.Skilljar.CallCount("GET /v1/domains")-domainsBefore; p != 1 || d > 1 {
+		t.Errorf("Skilljar calls: %d pings (want 1), %d domain lists (want at most 1)", p, d)
+	}
+}
