@@ -84,6 +84,20 @@ func TestDoctorBlocksARestrictedPicklistWithTheValueMapLinesAndRefusesTheStartUn
 	}
 	// Courses alone do not touch the picklist: that start is not blocked.
 	startRun(t, e, map[string]any{"objects": []string{"course"}, "dry_run": true})
+
+	// The value_map the problem asks for, in the mapping the server runs with, lifts the block.
+	fixed := mapping.Default()
+	o, _ := fixed.Object(mapping.CourseProgress)
+	for i := range o.Fields {
+		if o.Fields[i].Field == "skilljar__Success_Status__c" {
+			o.Fields[i].ValueMap = map[string]string{"PASSED": "Passed", "FAILED": "Failed"}
+		}
+	}
+	e.Doctor.Mapping, e.Engine.Mapping = fixed, fixed
+	if b := entries(getDoctor(t, e), doctor.Blocking); len(b) != 0 {
+		t.Fatalf("with the value_map nothing should block: %v", b)
+	}
+	startRun(t, e, map[string]any{})
 }
 
 func TestDoctorListsAMasterDetailOrgsAdaptationsAndLetsTheRunStart(t *testing.T) {
