@@ -27,7 +27,7 @@ var apiVerbs = []func() *cobra.Command{
 	runActionCommand("resume", "resume a paused, failed or auth-blocked run from its checkpoints", (*apiclient.Client).Resume),
 	runActionCommand("cancel", "cancel a run for good", (*apiclient.Client).Cancel),
 	eventsCommand, rejectedCommand, redriveCommand, settingsCommand, connectionCommand,
-	webhooksCommand,
+	webhooksCommand, doctorCommand, mappingCommand,
 }
 
 // cli is what an operator verb runs with: a client for the API and the output streams.

@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/doctor"
 	"github.com/sjbackfill/backfill/internal/httpapi"
+	"github.com/sjbackfill/backfill/internal/mapping"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/settings"
 )
@@ -134,6 +136,24 @@ func (c *Client) Samples(ctx context.Context, id string) ([]runstore.Sample, err
 	var list httpapi.SampleList
 	err := c.do(ctx, http.MethodGet, runPath(id)+"/samples", nil, nil, &list)
 	return list.Samples, err
+}
+
+// Doctor returns the report on the connections and the mapping for the saved settings.
+func (c *Client) Doctor(ctx context.Context) (*doctor.Report, error) {
+	var r doctor.Report
+	if err := c.do(ctx, http.MethodGet, "/v1/doctor", nil, nil, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// MappingSuggestion returns the mapping fitted to the org, with every difference for review.
+func (c *Client) MappingSuggestion(ctx context.Context) (*mapping.Suggestion, error) {
+	var s mapping.Suggestion
+	if err := c.do(ctx, http.MethodGet, "/v1/mapping/suggestion", nil, nil, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
 }
 
 // Settings returns the saved settings, or the defaults.

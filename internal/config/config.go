@@ -45,11 +45,13 @@ var Vars = []Var{
 	{Name: "SKILLJAR_RATE_WINDOW", Roles: []string{RoleAPI, RoleWorker}, Default: "sliding", Doc: "How Skilljar counts calls against each limit: sliding (any span of the period, as Django REST framework's throttle does) or fixed (periods starting at whole multiples since the Unix epoch). Skilljar documents neither; sliding is safe against both, fixed spends a fresh allowance the moment a period starts."},
 	{Name: "SKILLJAR_RATE_MARGIN", Roles: []string{RoleAPI, RoleWorker}, Default: "auto", Doc: "How far a call's arrival at Skilljar may lie from the moment the shared limiter granted it: clock skew between Redis and Skilljar plus the spread of request latency, as a duration such as 500ms. Each window is widened (sliding) or guarded at its edges (fixed) by this much; shorter than the shortest limit period. auto is 500ms, or 2% of the shortest period when that is less."},
 	{Name: "SALESFORCE_CLIENT_ID", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "Consumer key of the connected app or External Client App."},
-	{Name: "SALESFORCE_CLIENT_SECRET", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "Consumer secret of the connected app."},
+	{Name: "SALESFORCE_CLIENT_SECRET", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "Consumer secret of the connected app or External Client App."},
 	{Name: "SALESFORCE_ENVIRONMENT", Roles: []string{RoleAPI, RoleWorker}, Default: "production", Doc: "Login host: production (login.salesforce.com), sandbox (test.salesforce.com) or a My Domain URL such as https://acme.my.salesforce.com."},
 	{Name: "SALESFORCE_LOGIN_ORIGINS", Roles: []string{RoleAPI, RoleWorker}, Doc: "Login origins an environment may name besides Salesforce's own (login.salesforce.com, test.salesforce.com, <name>.my.salesforce.com and <name>.sandbox.my.salesforce.com, over https), comma-separated, such as http://127.0.0.1:8082 for the simulator or another My Domain form. The next connect sends the client secret there."},
-	{Name: "SALESFORCE_REDIRECT_URL", Roles: []string{RoleAPI}, Required: []string{RoleAPI}, Doc: "OAuth callback registered on the connected app: https://<this host>/salesforce/callback."},
+	{Name: "SALESFORCE_REDIRECT_URL", Roles: []string{RoleAPI}, Required: []string{RoleAPI}, Doc: "OAuth callback registered on the External Client App or connected app: https://<this host>/salesforce/callback."},
 	{Name: "SALESFORCE_API_VERSION", Roles: []string{RoleAPI, RoleWorker}, Default: "62.0", Doc: "Salesforce REST API version (46.0 or later)."},
+	{Name: "SALESFORCE_IDLE_REFRESH", Roles: []string{RoleAPI, RoleWorker}, Default: "168h", Doc: "How long the Salesforce grant may go unused before a worker refreshes it, so its refresh token never sits idle until it expires; a duration such as 168h, shorter than SALESFORCE_IDLE_LIMIT."},
+	{Name: "SALESFORCE_IDLE_LIMIT", Roles: []string{RoleAPI, RoleWorker}, Default: "720h", Doc: "How long an unused refresh token lives: Salesforce expires those of partner apps after 30 days unused from May 2026, and an org's own policy may be shorter. The page shows the date the grant would lapse from it."},
 	{Name: "BACKFILL_API_TOKEN", Roles: []string{RoleAPI}, Required: []string{RoleAPI}, Doc: "Bearer token for /v1/*, and the password (any user name) for the page and /monitoring. At least 16 characters."},
 	{Name: "BACKFILL_SECRET_KEY", Roles: []string{RoleAPI, RoleWorker}, Required: []string{RoleAPI, RoleWorker}, Doc: "32-byte key, hex or base64, that encrypts the stored Salesforce tokens (AES-256-GCM). Generate one with: openssl rand -hex 32."},
 	{Name: "BACKFILL_HTTP_ADDR", Roles: []string{RoleAPI}, Default: ":8080", Doc: "Address the API and page listen on."},
@@ -79,6 +81,10 @@ type Config struct {
 	SalesforceEnvironment string
 	SalesforceRedirectURL string
 	SalesforceAPIVersion  string
+	// SalesforceIdleRefresh and SalesforceIdleLimit: SALESFORCE_IDLE_REFRESH and
+	// SALESFORCE_IDLE_LIMIT.
+	SalesforceIdleRefresh time.Duration
+	SalesforceIdleLimit   time.Duration
 	APIToken              string
 	SecretKey             []byte
 	HTTPAddr              string
@@ -208,6 +214,13 @@ func Load(role string, getenv func(string) string) (Config, error) {
 	check(err)
 	if secs, err := positiveInt("BACKFILL_SLICE_SECONDS", get("BACKFILL_SLICE_SECONDS")); check(err) {
 		c.SliceDuration = time.Duration(secs) * time.Second
+	}
+	refresh, errRefresh := positiveDuration("SALESFORCE_IDLE_REFRESH", get("SALESFORCE_IDLE_REFRESH"))
+	limit, errLimit := positiveDuration("SALESFORCE_IDLE_LIMIT", get("SALESFORCE_IDLE_LIMIT"))
+	c.SalesforceIdleRefresh, c.SalesforceIdleLimit = refresh, limit
+	refreshOK, limitOK := check(errRefresh), check(errLimit)
+	if refreshOK && limitOK && refresh >= limit {
+		check(&Error{"SALESFORCE_IDLE_REFRESH", fmt.Sprintf("%s must be shorter than SALESFORCE_IDLE_LIMIT (%s), or the grant lapses before it is refreshed", refresh, limit)})
 	}
 	if c.MonitoringReadOnly, err = strconv.ParseBool(get("BACKFILL_MONITORING_READONLY")); err != nil {
 		check(&Error{"BACKFILL_MONITORING_READONLY", "must be true or false"})
@@ -403,4 +416,12 @@ func Help(roles ...string) string {
 		fmt.Fprintf(&b, "  %-30s %s (%s)\n      %s\n", v.Name, req, roles, v.Doc)
 	}
 	return b.String()
+}
+
+func positiveDuration(name, raw string) (time.Duration, error) {
+	d, err := time.ParseDuration(raw)
+	if err != nil || d <= 0 {
+		return 0, &Error{name, fmt.Sprintf("%q is not a positive duration such as 168h", raw)}
+	}
+	return d, nil
 }

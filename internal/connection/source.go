@@ -186,7 +186,7 @@ func (s *Source) superseded(ctx context.Context, orphan Grant) (salesforce.Crede
 func (s *Source) persist(ctx context.Context, g Grant, version int64) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		if err = s.store.rotate(ctx, g, version); err == nil || errors.Is(err, errSuperseded) {
+		if err = s.store.rotate(ctx, g, version, s.cfg.Now()); err == nil || errors.Is(err, errSuperseded) {
 			return err
 		}
 		if serr := clock.Sleep(ctx, time.Duration(attempt+1)*200*time.Millisecond); serr != nil {

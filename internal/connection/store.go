@@ -216,9 +216,9 @@ func (s *Store) Connect(ctx context.Context, g Grant, st Status) error {
 	})
 }
 
-// rotate stores refreshed tokens in place of the grant at version; the caller holds the
-// refresh lock. It fails with errSuperseded when the grant changed meanwhile.
-func (s *Store) rotate(ctx context.Context, g Grant, version int64) error {
+// rotate stores refreshed tokens in place of the grant at version, refreshed at now; the
+// caller holds the refresh lock. It fails with errSuperseded when the grant changed meanwhile.
+func (s *Store) rotate(ctx context.Context, g Grant, version int64, now time.Time) error {
 	sealed, err := s.seal(g)
 	if err != nil {
 		return fmt.Errorf("seal grant: %w", err)
@@ -227,7 +227,7 @@ func (s *Store) rotate(ctx context.Context, g Grant, version int64) error {
 		if r.Version != version || len(r.Sealed) == 0 {
 			return errSuperseded
 		}
-		now := time.Now().UTC()
+		now := now.UTC()
 		r.Sealed, r.Version = sealed, r.Version+1
 		r.Status.State, r.Status.LastRefresh, r.Status.InstanceURL = Connected, &now, g.InstanceURL
 		return nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/sjbackfill/backfill/internal/doctor"
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/settings"
@@ -31,6 +32,9 @@ const (
 	InvalidState
 	// Upstream is a failure of Skilljar or Salesforce, named in Service.
 	Upstream
+	// Blocked is a run refused because the doctor found problems that would fail it, all in
+	// Problems.
+	Blocked
 )
 
 // Class is what an answer needs to know about an error.
@@ -44,7 +48,8 @@ type Class struct {
 	Detail string
 	// ActiveRunID is the run holding the scope, for RunActive.
 	ActiveRunID string
-	// Problems lists every settings problem, for InvalidSettings.
+	// Problems lists every settings problem, for InvalidSettings, and every blocking
+	// problem with its fix, for Blocked.
 	Problems []settings.FieldError
 	// Service is the failed service, for Upstream.
 	Service string
@@ -57,8 +62,16 @@ func Classify(err error) Class {
 		sv *settings.ValidationError
 		ce *runstore.ConflictError
 		ue *upstream.Error
+		be *doctor.BlockedError
 	)
 	switch {
+	case errors.As(err, &be):
+		c := Class{Kind: Blocked, Status: http.StatusUnprocessableEntity, Detail: be.Error()}
+		for _, p := range be.Problems {
+			c.Problems = append(c.Problems, settings.FieldError{Field: p.Field, Message: p.Message + "; fix: " + p.Fix})
+		}
+		c.Field = c.Problems[0].Field
+		return c
 	case errors.As(err, &pv):
 		return Class{Kind: InvalidValue, Status: http.StatusBadRequest, Field: pv.Field, Detail: pv.Message}
 	case errors.As(err, &sv) && len(sv.Problems) > 0:

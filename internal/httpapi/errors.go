@@ -25,6 +25,7 @@ const (
 	CodeInvalidValue        = "invalid_value"          // 400: a value that names nothing known
 	CodeInvalidSettings     = "invalid_settings"       // 400: every problem is in "fields"
 	CodeRunActive           = "run_active"             // 409: a run of the same scope is active
+	CodeBlocked             = "blocked"                // 422: the doctor found problems; every one is in "fields"
 	CodeInvalidState        = "invalid_state"          // 409: the run's state does not allow it
 	CodeUpstreamUnavailable = "upstream_unavailable"   // 502: Skilljar or Salesforce failed the call
 	CodeNotConfigured       = "not_configured"         // 503: the server lacks what the route needs
@@ -96,6 +97,8 @@ func classify(err error) *Error {
 		e.Code, e.Message = CodeNotFound, c.Detail
 	case errclass.InvalidState:
 		e.Code, e.Message = CodeInvalidState, c.Detail
+	case errclass.Blocked:
+		e.Code, e.Message, e.Fields = CodeBlocked, c.Detail, c.Problems
 	case errclass.Upstream:
 		e.Code, e.Message = CodeUpstreamUnavailable, c.Service+" could not be asked; try again shortly: "+c.Detail
 	default:

@@ -369,3 +369,35 @@ func (s *Server) deleteConnection(w http.ResponseWriter, r *http.Request) error 
 	}
 	return s.getConnection(w, r)
 }
+
+// doctor reports on the scope a start without a body would run: the saved settings'.
+func (s *Server) doctor(w http.ResponseWriter, r *http.Request) error {
+	return s.withDoctor(w, r, func(sc runstore.Scope) (any, error) { return s.d.Doctor.Check(r.Context(), sc) })
+}
+
+// suggestMapping fits the mapping to the org, for the saved settings' scope.
+func (s *Server) suggestMapping(w http.ResponseWriter, r *http.Request) error {
+	return s.withDoctor(w, r, func(sc runstore.Scope) (any, error) { return s.d.Doctor.SuggestMapping(r.Context(), sc) })
+}
+
+// withDoctor answers what ask returns for the saved settings' scope.
+func (s *Server) withDoctor(w http.ResponseWriter, r *http.Request, ask func(runstore.Scope) (any, error)) error {
+	if s.d.Doctor == nil {
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeNotConfigured,
+			Message: "this server has no Skilljar or Salesforce client configured; set SKILLJAR_API_KEY and the SALESFORCE_* variables"}
+	}
+	st, err := s.d.Settings.Get(r.Context())
+	if err != nil {
+		return err
+	}
+	sc, err := scopeFor(StartBody{}, st)
+	if err != nil {
+		return err
+	}
+	v, err := ask(sc)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}

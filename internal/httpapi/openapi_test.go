@@ -13,8 +13,10 @@ import (
 	"testing"
 
 	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/doctor"
 	"github.com/sjbackfill/backfill/internal/httpapi"
 	"github.com/sjbackfill/backfill/internal/httpapi/apitest"
+	"github.com/sjbackfill/backfill/internal/mapping"
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/settings"
@@ -149,6 +151,9 @@ func TestOpenAPISchemasListTheFieldsTheServerSends(t *testing.T) {
 		"ConnectionStatus": connection.Status{}, "ConnectionEventList": httpapi.ConnectionEventList{},
 		"ConnectionEvent": connection.Event{}, "WebhookStatus": webhooks.Status{},
 		"WebhookSubscription": webhooks.Subscription{}, "WebhookPing": skilljar.PingResult{}, "WebhookQueue": webhooks.QueueStats{},
+		"DoctorReport": doctor.Report{}, "DoctorEntry": doctor.Entry{},
+		"MappingSuggestion": mapping.Suggestion{}, "MappingReview": mapping.Review{}, "Mapping": mapping.Mapping{},
+		"MappingObject": mapping.Object{}, "MappingField": mapping.Field{},
 	}
 	for name, v := range types {
 		schema, ok := doc.Components.Schemas[name]

@@ -17,6 +17,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/doctor"
+	"github.com/sjbackfill/backfill/internal/mapping"
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/settings"
@@ -56,6 +58,13 @@ type Connection interface {
 	Events(ctx context.Context, limit int) ([]connection.Event, error)
 }
 
+// Doctor checks the connections and the mapping for a scope, and fits the mapping to the
+// org; *doctor.Doctor is one.
+type Doctor interface {
+	Check(ctx context.Context, sc runstore.Scope) (*doctor.Report, error)
+	SuggestMapping(ctx context.Context, sc runstore.Scope) (*mapping.Suggestion, error)
+}
+
 // Pinger answers whether Redis is reachable; every go-redis client is one.
 type Pinger interface {
 	Ping(ctx context.Context) *redis.StatusCmd
@@ -85,7 +94,10 @@ type Deps struct {
 	Redis    Pinger
 	// Connection serves /v1/connection; without it that route answers 503 not_configured.
 	Connection Connection
-	Logger     zerolog.Logger
+	// Doctor serves /v1/doctor and /v1/mapping/suggestion; without it they answer 503
+	// not_configured.
+	Doctor Doctor
+	Logger zerolog.Logger
 
 	// OAuth serves /salesforce/ (connect and callback).
 	OAuth http.Handler
@@ -141,6 +153,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 		{method: http.MethodGet, pattern: "/v1/openapi.json", handle: s.openAPI},
 		{method: http.MethodGet, pattern: "/v1/docs", handle: s.docs, browser: true},
 		{method: http.MethodPost, pattern: "/v1/backfills", handle: s.startBackfill},
+		{method: http.MethodGet, pattern: "/v1/doctor", handle: s.doctor},
+		{method: http.MethodGet, pattern: "/v1/mapping/suggestion", handle: s.suggestMapping},
 		{method: http.MethodGet, pattern: "/v1/backfills", handle: s.listBackfills},
 		{method: http.MethodGet, pattern: "/v1/backfills/{id}", handle: s.getBackfill},
 		{method: http.MethodPost, pattern: "/v1/backfills/{id}/pause", handle: s.runAction(http.StatusOK, d.Runs.Pause)},

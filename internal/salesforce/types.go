@@ -49,6 +49,7 @@ type Result struct {
 // FieldDescribe is the part of a field's describe the preflight check reads.
 type FieldDescribe struct {
 	Name             string   `json:"name"`
+	Label            string   `json:"label"`
 	Type             string   `json:"type"`
 	Length           int      `json:"length"`
 	Createable       bool     `json:"createable"`

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sjbackfill/backfill/internal/config"
 	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/doctor"
 	"github.com/sjbackfill/backfill/internal/httpapi"
 	"github.com/sjbackfill/backfill/internal/monitoring"
 	"github.com/sjbackfill/backfill/internal/settings"
@@ -66,8 +67,17 @@ func NewAPI(p *Parts) (*API, error) {
 	if p.Skilljar != nil { // a nil client must not become a non-nil interface
 		domains = p.Skilljar
 	}
-	page, err := webui.New(webui.Config{}, webui.Deps{
-		Runs: p.Engine, Ledger: p.Store, Settings: st, Domains: domains, Connection: auth, Logger: p.Log,
+	// Every start, from the API or the page, first asks the doctor.
+	doc := &doctor.Doctor{Connection: auth, Mapping: p.Engine.Mapping, IdleLimit: p.Config.SalesforceIdleLimit}
+	if p.Skilljar != nil { // a nil client must not become a non-nil interface
+		doc.Skilljar = p.Skilljar
+	}
+	if p.Salesforce != nil {
+		doc.Salesforce = p.Salesforce
+	}
+	runs := doctor.Gated{Engine: p.Engine, Doctor: doc}
+	page, err := webui.New(webui.Config{IdleLimit: p.Config.SalesforceIdleLimit}, webui.Deps{
+		Runs: runs, Ledger: p.Store, Settings: st, Domains: domains, Connection: auth, Doctor: doc, Logger: p.Log,
 		Webhooks: p.Webhooks,
 	})
 	if err != nil {
@@ -80,7 +90,7 @@ func NewAPI(p *Parts) (*API, error) {
 		return nil, err
 	}
 	h, err := httpapi.New(httpapi.Config{Token: p.Config.APIToken}, httpapi.Deps{
-		Runs: p.Engine, Ledger: p.Store, Settings: st, Redis: p.Redis, Connection: auth,
+		Runs: runs, Ledger: p.Store, Settings: st, Redis: p.Redis, Connection: auth, Doctor: doc,
 		Logger: p.Log, OAuth: auth.Handler(), Page: page, Monitoring: mon, Metrics: p.Metrics.Handler(),
 		Webhooks: p.webhookAdmin(), WebhookReceiver: p.webhookReceiver(),
 	})

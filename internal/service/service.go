@@ -170,6 +170,10 @@ func CheckRedis(ctx context.Context, rdb redis.UniversalClient, log zerolog.Logg
 	return nil
 }
 
+// idleCheck is how often a worker looks whether the Salesforce grant has gone unused for
+// SALESFORCE_IDLE_REFRESH: often enough that a restart or a missed look costs nothing.
+const idleCheck = time.Hour
+
 // RunWorker serves slices until ctx ends, then stops gracefully.
 func RunWorker(ctx context.Context, p *Parts) error {
 	if err := CheckRedis(ctx, p.Redis, p.Log); err != nil {
@@ -178,6 +182,10 @@ func RunWorker(ctx context.Context, p *Parts) error {
 	if p.Skilljar == nil || p.Salesforce == nil {
 		return fmt.Errorf("worker: SKILLJAR_API_KEY and BACKFILL_SECRET_KEY are required")
 	}
+	// Every worker checks; the refresh lock and the stored last use make one of them refresh.
+	keepCtx, stopKeep := context.WithCancel(ctx)
+	defer stopKeep()
+	go p.Tokens.KeepAlive(keepCtx, idleCheck, p.Config.SalesforceIdleRefresh)
 	srv := worker.NewServer(p.RedisOpt, worker.Config{Concurrency: p.Config.WorkerConcurrency}, p.Log)
 	worker.Register(srv.Mux(), p.WorkerDeps(srv))
 	p.Log.Info().Int("concurrency", p.Config.WorkerConcurrency).Msg("worker started")

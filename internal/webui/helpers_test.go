@@ -15,9 +15,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/doctor"
 	"github.com/sjbackfill/backfill/internal/httpapi"
 	"github.com/sjbackfill/backfill/internal/httpapi/apitest"
 	"github.com/sjbackfill/backfill/internal/runstore"
+	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
 	"github.com/sjbackfill/backfill/internal/skilljar"
 	"github.com/sjbackfill/backfill/internal/webui"
 )
@@ -38,8 +40,14 @@ type testEnv struct {
 
 func setup(t testing.TB, users int) *testEnv {
 	t.Helper()
+	return setupOrg(t, users, salesforcesim.Config{})
+}
+
+// setupOrg is setup on a simulated org configured by org (its profiles, say).
+func setupOrg(t testing.TB, users int, org salesforcesim.Config) *testEnv {
+	t.Helper()
 	page, oauth := &lateHandler{}, &lateHandler{}
-	e := apitest.Start(t, apitest.Options{Users: users, Mounts: func(d *httpapi.Deps) {
+	e := apitest.Start(t, apitest.Options{Users: users, Salesforce: org, Mounts: func(d *httpapi.Deps) {
 		d.Page, d.OAuth = page, oauth
 	}})
 	src, err := skilljar.New(skilljar.Config{BaseURL: e.Skilljar.URL(), APIKey: e.Skilljar.APIKey(), MaxRetries: -1})
@@ -58,7 +66,8 @@ func setup(t testing.TB, users int) *testEnv {
 		Environment: "production", Logger: logger,
 	})
 	h, err := webui.New(webui.Config{RefreshInterval: 200 * time.Millisecond, RejectedPageSize: 2}, webui.Deps{
-		Runs: e.Engine, Ledger: e.Store, Settings: e.Settings, Domains: src, Connection: auth, Logger: logger,
+		Runs: doctor.Gated{Engine: e.Engine, Doctor: e.Doctor}, Ledger: e.Store, Settings: e.Settings, Domains: src,
+		Connection: auth, Doctor: e.Doctor, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/doctor"
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
 	"github.com/sjbackfill/backfill/internal/settings"
@@ -38,6 +39,9 @@ type indexView struct {
 	Runs     runsTable
 	// IdempotencyKey makes a double-clicked or resubmitted Backfill start one run.
 	IdempotencyKey string
+	// CanTest shows the Test connections button; Doctor is its result, once pressed.
+	CanTest bool
+	Doctor  *doctor.Report
 }
 
 // statusView is the "Authentication status" block.
@@ -45,6 +49,8 @@ type statusView struct {
 	Configured bool
 	Err        string
 	connection.Status
+	// LapsesAt is when the grant expires if nothing uses it meanwhile.
+	LapsesAt *time.Time
 }
 
 // settingsForm is the settings form as shown: saved values, or submitted ones with the
@@ -87,6 +93,7 @@ type indexState struct {
 	envChoice string
 	problems  []settings.FieldError
 	alert     error
+	doctor    *doctor.Report
 }
 
 func (h *Handler) serveIndex(w http.ResponseWriter, r *http.Request) {
@@ -133,6 +140,7 @@ func (h *Handler) renderIndex(w http.ResponseWriter, r *http.Request, s indexSta
 	v.Status = h.status(ctx)
 	v.Webhooks = h.webhooks(ctx)
 	v.Runs = h.runsTable(ctx)
+	v.CanTest, v.Doctor = h.d.Doctor != nil, s.doctor
 	h.render(w, s.status, "index", v)
 }
 
@@ -144,7 +152,7 @@ func (h *Handler) status(ctx context.Context) statusView {
 	if err != nil {
 		return statusView{Configured: true, Err: h.hidden(ctx, "settings page could not read the connection's status", err)}
 	}
-	return statusView{Configured: true, Status: st}
+	return statusView{Configured: true, Status: st, LapsesAt: st.LapsesAt(h.cfg.IdleLimit)}
 }
 
 func (h *Handler) runsTable(ctx context.Context) runsTable {
@@ -317,4 +325,22 @@ func backfillScope(st settings.Settings, dryRun bool) runstore.Scope {
 	sc := st.Scope()
 	sc.DryRun = dryRun
 	return sc
+}
+
+// testConnections shows the doctor's report for the saved settings on the page.
+func (h *Handler) testConnections(w http.ResponseWriter, r *http.Request) {
+	if h.d.Doctor == nil {
+		h.renderAlert(w, r, &pageError{Status: http.StatusServiceUnavailable, Message: "This server has no Skilljar or Salesforce client to test."})
+		return
+	}
+	st, err := h.d.Settings.Get(r.Context())
+	var rep *doctor.Report
+	if err == nil {
+		rep, err = h.d.Doctor.Check(r.Context(), st.Scope())
+	}
+	if err != nil {
+		h.renderAlert(w, r, h.classify(r, err))
+		return
+	}
+	h.renderIndex(w, r, indexState{status: http.StatusOK, doctor: rep})
 }

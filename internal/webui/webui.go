@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/doctor"
 	"github.com/sjbackfill/backfill/internal/errclass"
 	"github.com/sjbackfill/backfill/internal/logging"
 	"github.com/sjbackfill/backfill/internal/pipeline"
@@ -78,6 +79,9 @@ type Config struct {
 	RefreshInterval time.Duration
 	// MaxFormBytes bounds a submitted form; a larger one is refused. Defaults to 64 KiB.
 	MaxFormBytes int64
+	// IdleLimit is how long an unused refresh token lives, for the date the grant would
+	// lapse. Defaults to connection.DefaultIdleLimit.
+	IdleLimit time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -89,6 +93,7 @@ func (c Config) withDefaults() Config {
 	c.RejectedPageSize = cmp.Or(c.RejectedPageSize, 50)
 	c.RefreshInterval = cmp.Or(c.RefreshInterval, 2*time.Second)
 	c.MaxFormBytes = cmp.Or(c.MaxFormBytes, 64<<10)
+	c.IdleLimit = cmp.Or(c.IdleLimit, connection.DefaultIdleLimit)
 	return c
 }
 
@@ -105,7 +110,14 @@ type Deps struct {
 	Connection ConnectionStatus
 	// Webhooks shows the Skilljar webhook block; without it the block is left out.
 	Webhooks WebhookState
-	Logger   zerolog.Logger
+	// Doctor answers the Test connections button; without it the button is not shown.
+	Doctor Doctor
+	Logger zerolog.Logger
+}
+
+// Doctor checks the connections and the mapping for a scope; *doctor.Doctor is one.
+type Doctor interface {
+	Check(ctx context.Context, sc runstore.Scope) (*doctor.Report, error)
 }
 
 // Handler is the page. It serves
@@ -113,6 +125,7 @@ type Deps struct {
 //	GET  /                         settings, authentication status, Backfill button, runs
 //	POST /settings                 save the settings (action=connect: then /salesforce/connect)
 //	POST /backfills                start a backfill over the saved settings (dry_run optional)
+//	POST /doctor                   test the connections and the mapping for the saved settings
 //	GET  /runs/{id}                a run: progress, counters, activity log, rejected records
 //	POST /runs/{id}/{action}       pause, resume, cancel or retry-rejected
 //	GET  /live/runs[/{id}]         the parts of those pages that refresh themselves
@@ -159,6 +172,7 @@ func New(cfg Config, d Deps) (*Handler, error) {
 	h.mux.HandleFunc("GET /{$}", h.serveIndex)
 	h.mux.HandleFunc("POST /settings", h.saveSettings)
 	h.mux.HandleFunc("POST /backfills", h.startBackfill)
+	h.mux.HandleFunc("POST /doctor", h.testConnections)
 	h.mux.HandleFunc("GET /runs/{id}", h.serveRun)
 	h.mux.HandleFunc("POST /runs/{id}/{action}", h.runAction)
 	h.mux.HandleFunc("GET /live/runs", h.serveRunsTable)
@@ -240,6 +254,8 @@ func (h *Handler) classify(r *http.Request, err error) *pageError {
 	case errclass.NotFound:
 		pe.Message = "There is no such run."
 	case errclass.InvalidState:
+		pe.Message = capitalize(c.Detail) + "."
+	case errclass.Blocked:
 		pe.Message = capitalize(c.Detail) + "."
 	case errclass.Upstream:
 		pe.Message = c.Service + " could not be asked; try again shortly (" + c.Detail + ")."

@@ -16,10 +16,12 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/sjbackfill/backfill/internal/connection"
+	"github.com/sjbackfill/backfill/internal/doctor"
 	"github.com/sjbackfill/backfill/internal/httpapi"
 	"github.com/sjbackfill/backfill/internal/logging"
 	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/settings"
+	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
 	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
 	"github.com/sjbackfill/backfill/internal/stacktest"
 )
@@ -35,6 +37,8 @@ type Options struct {
 	Mounts func(d *httpapi.Deps)
 	// NoConnection leaves Deps.Connection unset, as on a server without BACKFILL_SECRET_KEY.
 	NoConnection bool
+	// Salesforce configures the simulated org (its profiles, say).
+	Salesforce salesforcesim.Config
 	// Now is the run store's clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -45,7 +49,9 @@ type Env struct {
 	*stacktest.Stack
 	Settings  *settings.Store
 	Inspector *asynq.Inspector
-	Server    *httptest.Server
+	// Doctor serves /v1/doctor and gates every start the API makes.
+	Doctor *doctor.Doctor
+	Server *httptest.Server
 	// Log holds every line the server logged.
 	Log *logging.Buffer
 }
@@ -65,15 +71,18 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	e := &Env{Log: &logging.Buffer{}}
 	e.Stack = stacktest.Start(t, stacktest.Options{
-		Skilljar: skilljarsim.Config{Seed: 11, Users: o.Users, Courses: 6}, Log: e.Log, Now: o.Now,
+		Skilljar: skilljarsim.Config{Seed: 11, Users: o.Users, Courses: 6}, Salesforce: o.Salesforce, Log: e.Log, Now: o.Now,
 	})
 	e.Inspector = asynq.NewInspector(asynq.RedisClientOpt{Addr: e.Redis.Addr})
 	t.Cleanup(func() { _ = e.Inspector.Close() })
 	e.Settings = settings.New(e.RDB, settings.Config{Domains: e.Source, Objects: pipeline.Objects()})
 
-	d := httpapi.Deps{Runs: e.Engine, Ledger: e.Store, Settings: e.Settings, Redis: e.RDB, Logger: e.Logger}
+	e.Doctor = &doctor.Doctor{Skilljar: e.Source, Salesforce: e.Sink, Mapping: e.Engine.Mapping}
+	d := httpapi.Deps{Runs: doctor.Gated{Engine: e.Engine, Doctor: e.Doctor}, Ledger: e.Store, Settings: e.Settings,
+		Redis: e.RDB, Doctor: e.Doctor, Logger: e.Logger}
 	if !o.NoConnection {
 		d.Connection = StoreConnection{e.Connection}
+		e.Doctor.Connection = e.Connection
 	}
 	if o.Mounts != nil {
 		o.Mounts(&d)
