@@ -260,16 +260,9 @@ func (s *slice) plan(ctx context.Context) error {
 	if len(added) > 0 {
 		notes = append(notes, fmt.Sprintf("added %s: the requested objects refer to them and parents are written first", strings.Join(added, ", ")))
 	}
-	domains := sc.Domains
-	if len(domains) == 0 {
-		all, err := s.e.Source.Domains(ctx)
-		if err != nil {
-			return fmt.Errorf("list Skilljar domains: %w", err)
-		}
-		for _, d := range all {
-			domains = append(domains, d.Name)
-		}
-		domains = dedupeSorted(domains)
+	domains, err := s.scopeDomains(ctx, sc.Domains)
+	if err != nil {
+		return err
 	}
 	if sc.LinkContacts && s.e.Contacts == nil {
 		return &PreflightError{Problems: []string{"Link Contacts is on but this engine has no Salesforce client for Contacts; turn Link Contacts off or configure the Salesforce connection"}}
@@ -319,4 +312,21 @@ func (s *slice) savePlan(ctx context.Context, p runstore.Plan, total int64) erro
 	}
 	s.run = run
 	return nil
+}
+
+// scopeDomains is the domains a run's scope names, or every domain of the Skilljar
+// organization when it names none.
+func (s *slice) scopeDomains(ctx context.Context, named []string) ([]string, error) {
+	if len(named) > 0 {
+		return named, nil
+	}
+	all, err := s.e.Source.Domains(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list Skilljar domains: %w", err)
+	}
+	domains := make([]string, 0, len(all))
+	for _, d := range all {
+		domains = append(domains, d.Name)
+	}
+	return dedupeSorted(domains), nil
 }

@@ -73,15 +73,9 @@ func (e *Engine) StartLive(ctx context.Context, sc runstore.Scope) (*runstore.Ru
 // planLive is the whole plan of a live run: one live stream over the scope's domains. Like a
 // redrive it has no preflight: the objects were checked by the backfill that created them.
 func (s *slice) planLive(ctx context.Context) error {
-	domains := s.run.Scope.Domains
-	if len(domains) == 0 {
-		all, err := s.e.Source.Domains(ctx)
-		if err != nil {
-			return fmt.Errorf("list Skilljar domains: %w", err)
-		}
-		for _, d := range all {
-			domains = append(domains, d.Name)
-		}
+	domains, err := s.scopeDomains(ctx, s.run.Scope.Domains)
+	if err != nil {
+		return err
 	}
 	var objects []string
 	for _, o := range mapping.Order {
