@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -112,4 +113,37 @@ func hasEvent(events []runstore.Event, kind string) bool {
 		}
 	}
 	return false
+}
+
+// failingSink fails every write as a Salesforce outage would.
+type failingSink struct{ pipeline.Sink }
+
+var errOutage = errors.New("salesforce is down")
+
+func (failingSink) Upsert(context.Context, string, string, []salesforce.Record) ([]salesforce.Result, error) {
+	return nil, errOutage
+}
+
+func (failingSink) BulkUpsert(context.Context, string, string, []salesforce.Record) ([]salesforce.Result, error) {
+	return nil, errOutage
+}
+
+func TestASliceThatFailsGivesItsRunBackForAsynqToRetry(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{})
+	failing, err := pipeline.New(pipeline.Config{}, pipeline.Deps{Store: e.store, Source: e.Source, Sink: failingSink{e.Sink},
+		Enqueuer: e.client, Logger: e.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := e.start(t, runstore.Scope{SinkMode: runstore.SinkCollections})
+	if err := failing.RunSlice(e.ctx, jobs.SlicePayload{RunID: run.ID, Seq: 0}, "failing", nil); !errors.Is(err, errOutage) {
+		t.Fatalf("RunSlice: got %v, want the outage for asynq to retry", err)
+	}
+	if held, _ := e.store.Held(e.ctx); len(held) != 0 {
+		t.Fatalf("a failed slice left its run held: %v; its retry is asynq's", held)
+	}
+	// Slice 0's task in the queue stands for asynq's retry: it claims the run again.
+	e.startWorker(t)
+	e.requireExact(t, e.wait(t, run.ID, 60*time.Second))
 }
