@@ -15,8 +15,9 @@ func TestAWorkerKilledWithSIGKILLMidRunLosesAtMostOneBatchAndTheRunEndsExact(t *
 	t.Parallel()
 	s := newStack(t, skilljarsim.Config{Users: 600, Seed: 3}, salesforcesim.Config{})
 	// 60 Skilljar calls a second: slow enough to kill the worker mid-run.
-	// Long slices: the kill lands inside an active task, which only asynq's lease recovery
-	// can hand to the next worker.
+	// Long slices: the kill lands inside an active task that never hands over, so the run
+	// goes on only once the next worker takes it over when its lease lapses (asynq's own
+	// lease recovery would take a minute or more).
 	env := s.env("SKILLJAR_RATE_LIMIT=60/1s", "BACKFILL_SLICE_SECONDS=600")
 	first := startProcess(t, env, "worker")
 	run, _, err := s.Engine.Start(s.Ctx, startCollections())
@@ -27,12 +28,13 @@ func TestAWorkerKilledWithSIGKILLMidRunLosesAtMostOneBatchAndTheRunEndsExact(t *
 		return r.Progress.Total > 0 && r.Progress.Done*3 >= r.Progress.Total
 	})
 	first.signal(t, syscall.SIGKILL)
+	killed := time.Now()
 	first.wait(t, 10*time.Second)
 	killedAt, _ := s.Store.Get(s.Ctx, run.ID)
 
 	startProcess(t, env, "worker")
-	// asynq hands a dead worker's task to another after its 30 s lease lapses and the
-	// recoverer's next pass (about one to two minutes).
+	s.WaitFor(t, run.ID, 4*time.Minute, "a commit after the kill", func(r *runstore.Run) bool { return r.Progress.Done > killedAt.Progress.Done })
+	t.Logf("stall after SIGKILL (from the kill to the run's next commit): %s", time.Since(killed).Round(100*time.Millisecond))
 	run = s.WaitFor(t, run.ID, 4*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
 	s.requireExact(t, run)
 	if run.Progress.Done <= killedAt.Progress.Done {

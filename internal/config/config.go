@@ -59,6 +59,7 @@ var Vars = []Var{
 	{Name: "BACKFILL_MAPPING_FILE", Roles: []string{RoleAPI, RoleWorker}, Doc: "Field mapping file replacing the embedded default for the Skilljar managed package."},
 	{Name: "BACKFILL_WORKER_CONCURRENCY", Roles: []string{RoleWorker}, Default: "4", Doc: "Slices one worker process runs at once."},
 	{Name: "BACKFILL_SLICE_SECONDS", Roles: []string{RoleWorker}, Default: "60", Doc: "How long a slice works before it checkpoints and hands over."},
+	{Name: "BACKFILL_RUN_LEASE_SECONDS", Roles: []string{RoleWorker}, Default: "15", Doc: "How long a slice holds its run without renewing the lease (it renews five times as often); when a worker dies, another takes the run over this long after the last renewal, plus up to two seconds."},
 	{Name: "BACKFILL_METRICS_ADDR", Roles: []string{RoleWorker}, Doc: "Address a worker serves its own /metrics on (its Skilljar and Salesforce calls and rate-limit waits); empty serves none. The api serves the queues and runs at /metrics."},
 	{Name: "BACKFILL_MONITORING_READONLY", Roles: []string{RoleAPI}, Default: "false", Doc: "true makes the asynq UI at /monitoring read-only."},
 	{Name: "PROMETHEUS_URL", Roles: []string{RoleAPI}, Doc: "Prometheus server the asynq UI reads time series from."},
@@ -93,6 +94,7 @@ type Config struct {
 	WorkerConcurrency     int
 	MetricsAddr           string
 	SliceDuration         time.Duration
+	RunLease              time.Duration
 	MonitoringReadOnly    bool
 	PrometheusURL         string
 	LogLevel              string
@@ -221,6 +223,9 @@ func Load(role string, getenv func(string) string) (Config, error) {
 	refreshOK, limitOK := check(errRefresh), check(errLimit)
 	if refreshOK && limitOK && refresh >= limit {
 		check(&Error{"SALESFORCE_IDLE_REFRESH", fmt.Sprintf("%s must be shorter than SALESFORCE_IDLE_LIMIT (%s), or the grant lapses before it is refreshed", refresh, limit)})
+	}
+	if secs, err := positiveInt("BACKFILL_RUN_LEASE_SECONDS", get("BACKFILL_RUN_LEASE_SECONDS")); check(err) {
+		c.RunLease = time.Duration(secs) * time.Second
 	}
 	if c.MonitoringReadOnly, err = strconv.ParseBool(get("BACKFILL_MONITORING_READONLY")); err != nil {
 		check(&Error{"BACKFILL_MONITORING_READONLY", "must be true or false"})

@@ -30,7 +30,7 @@ func TestLoadAppliesDefaultsAndDerivesTheLoginHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.SalesforceLoginURL != "https://test.salesforce.com" || c.HTTPAddr != ":8080" || len(c.SecretKey) != 32 ||
-		c.SliceDuration.Seconds() != 60 || len(c.SkilljarRateLimit) != 2 ||
+		c.SliceDuration.Seconds() != 60 || c.RunLease != 15*time.Second || len(c.SkilljarRateLimit) != 2 ||
 		c.SkilljarRateWindow != ratelimit.Sliding || c.SkilljarRateMargin != 500*time.Millisecond {
 		t.Fatalf("config %+v", c)
 	}
@@ -70,6 +70,7 @@ func TestLoadNamesTheVariableAndWhatItExpects(t *testing.T) {
 		{config.RoleWorker, "SKILLJAR_RATE_MARGIN", "-1s", "a duration such as 500ms"},
 		{config.RoleWorker, "SKILLJAR_RATE_MARGIN", "1m", "not shorter than the period of the limit 600/1m0s"},
 		{config.RoleWorker, "BACKFILL_SLICE_SECONDS", "0", "positive whole number"},
+		{config.RoleWorker, "BACKFILL_RUN_LEASE_SECONDS", "-1", "positive whole number"},
 		{config.RoleAPI, "LOG_LEVEL", "loud", "debug, info, warn or error"},
 	} {
 		_, err := config.Load(tc.role, env(map[string]string{tc.name: tc.value}))

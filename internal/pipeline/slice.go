@@ -99,13 +99,20 @@ func (e *Engine) RunSlice(ctx context.Context, p jobs.SlicePayload, taskID strin
 	case err != nil:
 		return err
 	}
+	ctx, l := e.hold(ctx, p.RunID, fence, log)
+	defer l.release()
 	run, err := e.Store.Get(ctx, p.RunID)
-	if err != nil {
-		return err
+	if err == nil {
+		s := &slice{e: e, run: run, fence: fence, seq: p.Seq, taskID: taskID, log: log, streamLog: log, stop: stop,
+			deadline: time.Now().Add(e.cfg.SliceDuration)}
+		err = s.execute(ctx)
 	}
-	s := &slice{e: e, run: run, fence: fence, seq: p.Seq, taskID: taskID, log: log, streamLog: log, stop: stop,
-		deadline: time.Now().Add(e.cfg.SliceDuration)}
-	return s.execute(ctx)
+	if l.lost() {
+		// Whatever failed after the take-over failed for it; the run's new holder goes on.
+		log.Warn().AnErr("slice_error", err).Msg("run taken over by another worker; this slice ends without writing")
+		return nil
+	}
+	return err
 }
 
 // claim takes the run, waiting briefly when the previous slice has enqueued this one but has

@@ -56,6 +56,9 @@ type Options struct {
 	SampleCap int
 	// IdempotencyTTL is how long an Idempotency-Key maps to its run. Defaults to 24h.
 	IdempotencyTTL time.Duration
+	// Lease is how long a claimed run stays held without a renewal before a live worker may
+	// take it over (lease.go). Defaults to 15s.
+	Lease time.Duration
 	// Now is the clock; defaults to time.Now.
 	Now func() time.Time
 }
@@ -82,6 +85,9 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	}
 	if opts.IdempotencyTTL <= 0 {
 		opts.IdempotencyTTL = 24 * time.Hour
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = 15 * time.Second
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -356,7 +362,7 @@ func (s *Store) List(ctx context.Context, limit int) ([]*Run, error) {
 }
 
 var claimScript = redis.NewScript(`
--- KEYS: run hash; ARGV: seq, now ms
+-- KEYS: run hash, lease, held set; ARGV: seq, now ms, run id, lease ms
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'missing', ''} end
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
@@ -370,14 +376,19 @@ elseif st ~= 'running' then
   redis.call('HSET', KEYS[1], 'seq', seq + 1)
   return {'parked', st}
 end
-return {'ok', tostring(redis.call('HINCRBY', KEYS[1], 'fence', 1))}
+local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
+redis.call('SET', KEYS[2], fence, 'PX', ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[3])
+return {'ok', tostring(fence)}
 `)
 
 // Claim makes the calling slice the run's only writer. It returns the fence token every
-// later write must present. A slice behind the chain gets ErrStale, one ahead of it ErrNotYet,
-// and a run that is not runnable a *ParkedError.
+// later write must present. The run is then held under a lease the slice renews (Renew) and
+// gives back when it returns (Release). A slice behind the chain gets ErrStale, one ahead of
+// it ErrNotYet, and a run that is not runnable a *ParkedError.
 func (s *Store) Claim(ctx context.Context, id string, seq int64) (fence int64, err error) {
-	res, err := claimScript.Run(ctx, s.rdb, []string{s.runKey(id)}, seq, s.opts.Now().UnixMilli()).StringSlice()
+	res, err := claimScript.Run(ctx, s.rdb, []string{s.runKey(id), s.leaseKey(id), s.heldKey()},
+		seq, s.opts.Now().UnixMilli(), id, s.leaseMS()).StringSlice()
 	if err != nil {
 		return 0, fmt.Errorf("claim run %s: %w", id, err)
 	}

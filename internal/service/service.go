@@ -65,7 +65,7 @@ func Build(cfg config.Config, log zerolog.Logger) (*Parts, error) {
 	if !ok {
 		return nil, fmt.Errorf("REDIS_URL: unsupported connection type %T", opt.MakeRedisClient())
 	}
-	p := &Parts{Config: cfg, Log: log, RedisOpt: opt, Redis: rdb, Store: runstore.New(rdb, runstore.Options{})}
+	p := &Parts{Config: cfg, Log: log, RedisOpt: opt, Redis: rdb, Store: runstore.New(rdb, runstore.Options{Lease: cfg.RunLease})}
 	mcfg := metrics.Config{Logger: log}
 	if cfg.Role == config.RoleAPI {
 		// Queues and runs live in the shared Redis: one role exports them, or every
@@ -188,6 +188,14 @@ func RunWorker(ctx context.Context, p *Parts) error {
 	go p.Tokens.KeepAlive(keepCtx, idleCheck, p.Config.SalesforceIdleRefresh)
 	srv := worker.NewServer(p.RedisOpt, worker.Config{Concurrency: p.Config.WorkerConcurrency}, p.Log)
 	worker.Register(srv.Mux(), p.WorkerDeps(srv))
+	// Every worker sweeps for runs whose holder died, so a run goes on while any worker lives.
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		worker.SweepLeases(sweepCtx, p.Engine, worker.LeaseSweepInterval, p.Log)
+	}()
+	defer func() { stopSweep(); <-swept }()
 	p.Log.Info().Int("concurrency", p.Config.WorkerConcurrency).Msg("worker started")
 	if p.Config.MetricsAddr == "" {
 		return srv.Run(ctx)
