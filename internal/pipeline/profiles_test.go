@@ -10,10 +10,13 @@ import (
 	"time"
 
 	"github.com/sjbackfill/backfill/internal/mapping"
+	"github.com/sjbackfill/backfill/internal/pipeline"
 	"github.com/sjbackfill/backfill/internal/runstore"
+	"github.com/sjbackfill/backfill/internal/salesforce"
 	"github.com/sjbackfill/backfill/internal/sim/salesforcesim"
 	"github.com/sjbackfill/backfill/internal/sim/simcheck"
 	"github.com/sjbackfill/backfill/internal/sim/skilljarsim"
+	"github.com/sjbackfill/backfill/internal/stacktest"
 )
 
 // profileCase is one org profile (or a combination) a full backfill must get through.
@@ -263,4 +266,48 @@ func clearExternalID(t *testing.T, e *env, sobject, id string) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("clearing the external id of %s %s: %s", sobject, id, resp.Status)
 	}
+}
+
+// BenchmarkOrgProfiles backfills an org of 3,000 learners on the locks and the automation
+// profile, in the auto and the bulk sink mode, with the sink's handling (splitting, lock
+// retries, grouping by parent, the serial switch, the concurrency gate) and with it switched
+// off, and reports the rows left rejected and the wall time. Bulk jobs take up to 25,000
+// rows, so a job has several 10,000-record batches, which the locks profile runs in parallel
+// as the platform does; auto sends smaller batches as collections calls of several chunks.
+func BenchmarkOrgProfiles(b *testing.B) {
+	for _, profile := range []string{salesforcesim.ProfileLocks, salesforcesim.ProfileAutomation} {
+		for _, mode := range []string{runstore.SinkAuto, runstore.SinkBulk} {
+			for _, handling := range []string{"handled", "off"} {
+				b.Run(profile+"/"+mode+"/"+handling, func(b *testing.B) {
+					for range b.N {
+						rejected, wall := profileRun(b, profile, mode, handling == "off")
+						b.ReportMetric(float64(rejected), "rejected")
+						b.ReportMetric(wall.Seconds(), "wall_s")
+					}
+				})
+			}
+		}
+	}
+}
+
+func profileRun(b *testing.B, profile, mode string, off bool) (rejected int64, wall time.Duration) {
+	b.Helper()
+	s := stacktest.Start(b, stacktest.Options{
+		Skilljar:   skilljarsim.Config{Users: 3000, Seed: 5},
+		Salesforce: salesforcesim.Config{Profiles: []string{profile}},
+		Pipeline:   pipeline.Config{BulkBatchRows: 25000},
+		SinkConfig: func(c *salesforce.Config) { c.DisableAdaptation = off },
+	})
+	s.StartWorker(b)
+	start := time.Now()
+	run, _, err := s.Engine.Start(s.Ctx, pipeline.StartRequest{Scope: runstore.Scope{SinkMode: mode}, Trigger: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	run = s.WaitFor(b, run.ID, 20*time.Minute, "the run to end", func(r *runstore.Run) bool { return r.State.Terminal() })
+	wall = time.Since(start)
+	if run.State != runstore.Succeeded {
+		b.Fatalf("run ended %s (%s)", run.State, run.Error)
+	}
+	return run.Total().Rejected, wall
 }
