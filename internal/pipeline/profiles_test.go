@@ -282,7 +282,7 @@ func clearExternalID(t *testing.T, e *env, sobject, id string) {
 // BenchmarkOrgProfiles backfills an org of 3,000 learners on the locks and the automation
 // profile, in the auto and the bulk sink mode, with the sink's handling (splitting, lock
 // retries, grouping by parent, the serial switch, the concurrency gate) and with it switched
-// off, and reports the rows left rejected and the wall time. Bulk jobs take up to 25,000
+// off, and reports the rows left rejected, the wall time and the Salesforce calls spent. Bulk jobs take up to 25,000
 // rows, so a job has several 10,000-record batches, which the locks profile runs in parallel
 // as the platform does; auto sends smaller batches as collections calls of several chunks.
 func BenchmarkOrgProfiles(b *testing.B) {
@@ -291,9 +291,10 @@ func BenchmarkOrgProfiles(b *testing.B) {
 			for _, handling := range []string{"handled", "off"} {
 				b.Run(profile+"/"+mode+"/"+handling, func(b *testing.B) {
 					for range b.N {
-						rejected, wall := profileRun(b, profile, mode, handling == "off")
+						rejected, wall, calls := profileRun(b, profile, mode, handling == "off")
 						b.ReportMetric(float64(rejected), "rejected")
 						b.ReportMetric(wall.Seconds(), "wall_s")
+						b.ReportMetric(float64(calls), "sf_calls")
 					}
 				})
 			}
@@ -301,7 +302,9 @@ func BenchmarkOrgProfiles(b *testing.B) {
 	}
 }
 
-func profileRun(b *testing.B, profile, mode string, off bool) (rejected int64, wall time.Duration) {
+// profileRun backfills the org once and returns the rows left rejected, the wall time and the
+// Salesforce API calls the run spent.
+func profileRun(b *testing.B, profile, mode string, off bool) (rejected int64, wall time.Duration, calls int) {
 	b.Helper()
 	s := stacktest.Start(b, stacktest.Options{
 		Skilljar:   skilljarsim.Config{Users: 3000, Seed: 5},
@@ -320,5 +323,6 @@ func profileRun(b *testing.B, profile, mode string, off bool) (rejected int64, w
 	if run.State != runstore.Succeeded {
 		b.Fatalf("run ended %s (%s)", run.State, run.Error)
 	}
-	return run.Total().Rejected, wall
+	calls, _ = s.Salesforce.APIUsage()
+	return run.Total().Rejected, wall, calls
 }
