@@ -2,11 +2,13 @@ package pipeline_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -282,7 +284,8 @@ func clearExternalID(t *testing.T, e *env, sobject, id string) {
 // BenchmarkOrgProfiles backfills an org of 3,000 learners on the locks and the automation
 // profile, in the auto and the bulk sink mode, with the sink's handling (splitting, lock
 // retries, grouping by parent, the serial switch, the concurrency gate) and with it switched
-// off, and reports the rows left rejected, the wall time and the Salesforce calls spent. Bulk jobs take up to 25,000
+// off, and reports the rows left rejected, the wall time, the Salesforce calls spent and the
+// sink's adaptations. Bulk jobs take up to 25,000
 // rows, so a job has several 10,000-record batches, which the locks profile runs in parallel
 // as the platform does; auto sends smaller batches as collections calls of several chunks.
 func BenchmarkOrgProfiles(b *testing.B) {
@@ -291,8 +294,9 @@ func BenchmarkOrgProfiles(b *testing.B) {
 			for _, handling := range []string{"handled", "off"} {
 				b.Run(profile+"/"+mode+"/"+handling, func(b *testing.B) {
 					for range b.N {
-						rejected, wall, calls := profileRun(b, profile, mode, handling == "off")
+						rejected, wall, calls, adapted := profileRun(b, profile, mode, handling == "off")
 						b.ReportMetric(float64(rejected), "rejected")
+						b.ReportMetric(float64(adapted), "adaptations")
 						b.ReportMetric(wall.Seconds(), "wall_s")
 						b.ReportMetric(float64(calls), "sf_calls")
 					}
@@ -302,15 +306,19 @@ func BenchmarkOrgProfiles(b *testing.B) {
 	}
 }
 
-// profileRun backfills the org once and returns the rows left rejected, the wall time and the
-// Salesforce API calls the run spent.
-func profileRun(b *testing.B, profile, mode string, off bool) (rejected int64, wall time.Duration, calls int) {
+// profileRun backfills the org once and returns the rows left rejected, the wall time, the
+// Salesforce API calls the run spent and how many times the sink adapted to the org.
+func profileRun(b *testing.B, profile, mode string, off bool) (rejected int64, wall time.Duration, calls int, adapted int64) {
 	b.Helper()
+	var adaptations atomic.Int64
 	s := stacktest.Start(b, stacktest.Options{
 		Skilljar:   skilljarsim.Config{Users: 3000, Seed: 5},
 		Salesforce: salesforcesim.Config{Profiles: []string{profile}},
 		Pipeline:   pipeline.Config{BulkBatchRows: 25000},
-		SinkConfig: func(c *salesforce.Config) { c.DisableAdaptation = off },
+		SinkConfig: func(c *salesforce.Config) {
+			c.DisableAdaptation = off
+			c.OnAdapt = func(context.Context, salesforce.Adaptation) { adaptations.Add(1) }
+		},
 	})
 	s.StartWorker(b)
 	start := time.Now()
@@ -324,5 +332,5 @@ func profileRun(b *testing.B, profile, mode string, off bool) (rejected int64, w
 		b.Fatalf("run ended %s (%s)", run.State, run.Error)
 	}
 	calls, _ = s.Salesforce.APIUsage()
-	return run.Total().Rejected, wall, calls
+	return run.Total().Rejected, wall, calls, adaptations.Load()
 }
