@@ -28,6 +28,8 @@ type options struct {
 	rateLimit string
 	// wrapSink lets a test put itself between the engine and Salesforce.
 	wrapSink func(pipeline.Sink) pipeline.Sink
+	// sinkConfig, when set, changes the engine's Salesforce client configuration.
+	sinkConfig func(*salesforce.Config)
 	// pageSize, when set, is the page_size the engine's Skilljar client asks for, so a small
 	// org spans several pages; wrapSource lets a test put itself between the engine and
 	// Skilljar.
@@ -63,7 +65,7 @@ func setup(t *testing.T, o options) *env {
 	}
 	s := stacktest.Start(t, stacktest.Options{
 		Skilljar: o.skilljar, Salesforce: o.salesforce, Pipeline: o.pipeline,
-		RateLimit: o.rateLimit, WrapSink: o.wrapSink, Log: o.logTo,
+		RateLimit: o.rateLimit, WrapSink: o.wrapSink, SinkConfig: o.sinkConfig, Log: o.logTo,
 	})
 	if o.pageSize > 0 || o.wrapSource != nil {
 		s.Engine = sourcedEngine(t, s, o)

@@ -182,7 +182,7 @@ func (s *slice) write(ctx context.Context, object string, rows []pendingRow, str
 				for j, e := range res.Errors {
 					msgs[j] = e.StatusCode + ": " + e.Message
 				}
-				msg = strings.Join(msgs, "; ")
+				msg = withFix(o.SObject, code, strings.Join(msgs, "; "))
 			}
 			t.reject(r, o.SObject, code, msg, fields, stream)
 		}

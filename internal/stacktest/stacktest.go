@@ -39,6 +39,9 @@ type Options struct {
 	RateLimit string
 	// WrapSink lets a test put itself between the engine and Salesforce.
 	WrapSink func(pipeline.Sink) pipeline.Sink
+	// SinkConfig, when set, changes the Salesforce client's configuration before it is
+	// built (DisableAdaptation, to compare the engine with and without its handling).
+	SinkConfig func(*salesforce.Config)
 	// Log receives the engine's JSON log lines. Without it they are dropped, unless TEST_LOG
 	// is set: then they are printed.
 	Log io.Writer
@@ -115,7 +118,11 @@ func Start(t testing.TB, o Options) *Stack {
 	if s.Source, err = simclient.Skilljar(s.Skilljar, limiter); err != nil {
 		t.Fatal(err)
 	}
-	if s.Sink, err = simclient.Salesforce(s.Salesforce); err != nil {
+	var tune []func(*salesforce.Config)
+	if o.SinkConfig != nil {
+		tune = append(tune, o.SinkConfig)
+	}
+	if s.Sink, err = simclient.Salesforce(s.Salesforce, tune...); err != nil {
 		t.Fatal(err)
 	}
 	var sink pipeline.Sink = s.Sink

@@ -22,12 +22,16 @@ func Skilljar(sj *skilljarsim.Sim, limiter skilljar.Limiter) (*skilljar.Client, 
 }
 
 // Salesforce is a client of the simulated org holding a freshly granted access token, with
-// millisecond backoffs and bulk polls.
-func Salesforce(sf *salesforcesim.Sim) (*salesforce.Client, error) {
+// millisecond backoffs and bulk polls; tune, when given, changes the configuration further.
+func Salesforce(sf *salesforcesim.Sim, tune ...func(*salesforce.Config)) (*salesforce.Client, error) {
 	tok := sf.MintTokens("api refresh_token")
-	return salesforce.New(salesforce.Config{
+	cfg := salesforce.Config{
 		Tokens:      salesforce.StaticTokens(salesforce.Credentials{AccessToken: tok.AccessToken, InstanceURL: tok.InstanceURL}),
 		BackoffBase: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 		BulkPollInterval: 20 * time.Millisecond, BulkPollMax: 100 * time.Millisecond,
-	})
+	}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	return salesforce.New(cfg)
 }
