@@ -636,6 +636,9 @@ if to == 'running' and active then
   redis.call('SET', active, id)
 end
 redis.call('HSET', h, 'state', to, 'updated_at', ARGV[2])
+-- A resume starts a new holder: fence off the slice that parked the run, which may still be
+-- handing over and would otherwise move seq past the task the resume enqueues.
+if to == 'running' and st ~= 'running' then redis.call('HINCRBY', h, 'fence', 1) end
 if to == 'running' or to == 'queued' then redis.call('HDEL', h, 'error', 'finished_at') end
 if ARGV[3] ~= '' then redis.call('HSET', h, 'error', ARGV[3]) end
 if to == 'succeeded' or to == 'failed' or to == 'cancelled' then

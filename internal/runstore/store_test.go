@@ -197,6 +197,28 @@ func TestPauseParksTheChainSoResumeEnqueuesAFreshSlice(t *testing.T) {
 	}
 }
 
+// A slice that fails its run then hands over; an operator may resume the run in between.
+// The resume's task must stay the chain's next slice: the late hand-over is fenced off.
+func TestResumeBeforeTheFailingSliceHandsOverKeepsTheResumedSliceNext(t *testing.T) {
+	t.Parallel()
+	b := setup(t, runstore.Options{})
+	b.create(t, "r1", runstore.Scope{})
+	fence, _ := b.store.Claim(b.ctx, "r1", 0)
+	if _, _, err := b.store.Transition(b.ctx, "r1", runstore.Transition{From: []runstore.State{runstore.Running}, To: runstore.Failed, Fence: fence}); err != nil {
+		t.Fatal(err)
+	}
+	_, seq, err := b.store.Transition(b.ctx, "r1", runstore.Transition{From: []runstore.State{runstore.Failed}, To: runstore.Running})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.HandOver(b.ctx, "r1", fence, 0); !errors.Is(err, runstore.ErrFenced) {
+		t.Fatalf("the failing slice's late hand-over: %v, want ErrFenced", err)
+	}
+	if _, err := b.store.Claim(b.ctx, "r1", seq); err != nil {
+		t.Fatalf("claim of the resumed slice %d: %v", seq, err)
+	}
+}
+
 func TestProgressRateAndETAComeFromRecentCommits(t *testing.T) {
 	t.Parallel()
 	b := setup(t, runstore.Options{})
