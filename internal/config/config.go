@@ -233,9 +233,7 @@ func Load(role string, getenv func(string) string) (Config, error) {
 	if c.PrometheusURL != "" {
 		check(checkHTTPURL("PROMETHEUS_URL", c.PrometheusURL))
 	}
-	if c.Webhook, err = loadWebhook(get); err != nil {
-		return c, err
-	}
+	c.Webhook = loadWebhook(get, check)
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:

@@ -105,14 +105,15 @@ func TestTheREADMEDocumentsEveryVariable(t *testing.T) {
 func TestLoadReportsEveryProblemAtOnceEachNamingItsVariable(t *testing.T) {
 	t.Parallel()
 	_, err := config.Load(config.RoleAPI, func(k string) string {
-		return map[string]string{"LOG_LEVEL": "loud", "BACKFILL_SLICE_SECONDS": "soon"}[k]
+		return map[string]string{"LOG_LEVEL": "loud", "BACKFILL_SLICE_SECONDS": "soon",
+			"BACKFILL_WEBHOOK_SHARE": "2", "BACKFILL_WEBHOOK_MAX_BYTES": "big"}[k]
 	})
 	var all config.Errors
 	if !errors.As(err, &all) {
 		t.Fatalf("got %v (%T); want config.Errors", err, err)
 	}
 	want := []string{"REDIS_URL", "SKILLJAR_API_KEY", "SALESFORCE_CLIENT_ID", "SALESFORCE_CLIENT_SECRET",
-		"SALESFORCE_REDIRECT_URL", "BACKFILL_API_TOKEN", "BACKFILL_SECRET_KEY", "BACKFILL_SLICE_SECONDS", "LOG_LEVEL"}
+		"SALESFORCE_REDIRECT_URL", "BACKFILL_API_TOKEN", "BACKFILL_SECRET_KEY", "BACKFILL_SLICE_SECONDS", "BACKFILL_WEBHOOK_SHARE", "BACKFILL_WEBHOOK_MAX_BYTES", "LOG_LEVEL"}
 	var got []string
 	for _, e := range all {
 		var ce *config.Error
@@ -125,7 +126,7 @@ func TestLoadReportsEveryProblemAtOnceEachNamingItsVariable(t *testing.T) {
 		t.Fatalf("problems on %v, want %v", got, want)
 	}
 	msg := err.Error()
-	if !strings.HasPrefix(msg, "9 configuration problems:\n") || strings.Count(msg, "\n  ") != 9 ||
+	if !strings.HasPrefix(msg, "11 configuration problems:\n") || strings.Count(msg, "\n  ") != 11 ||
 		!strings.Contains(msg, "openssl rand -hex 32") {
 		t.Fatalf("message does not list every problem with its fix, one a line:\n%s", msg)
 	}

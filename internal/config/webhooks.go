@@ -25,24 +25,23 @@ type Webhook struct {
 	MaxBytes int64
 }
 
-func loadWebhook(get func(string) string) (Webhook, error) {
+// loadWebhook reads the webhook variables, recording each problem with check so Load
+// reports them together with the others.
+func loadWebhook(get func(string) string, check func(error) bool) Webhook {
 	w := Webhook{URL: get("BACKFILL_WEBHOOK_URL")}
 	if w.URL != "" {
-		if err := checkHTTPURL("BACKFILL_WEBHOOK_URL", w.URL); err != nil {
-			return w, err
-		}
+		check(checkHTTPURL("BACKFILL_WEBHOOK_URL", w.URL))
 	}
-	share, err := strconv.ParseFloat(get("BACKFILL_WEBHOOK_SHARE"), 64)
-	if err != nil || share <= 0 || share > 1 {
-		return w, &Error{"BACKFILL_WEBHOOK_SHARE", fmt.Sprintf("%q is not a share between 0 (exclusive) and 1", get("BACKFILL_WEBHOOK_SHARE"))}
+	if share, err := strconv.ParseFloat(get("BACKFILL_WEBHOOK_SHARE"), 64); err != nil || share <= 0 || share > 1 {
+		check(&Error{"BACKFILL_WEBHOOK_SHARE", fmt.Sprintf("%q is not a share between 0 (exclusive) and 1", get("BACKFILL_WEBHOOK_SHARE"))})
+	} else {
+		w.Share = share
 	}
-	w.Share = share
-	ms, err := positiveInt("BACKFILL_WEBHOOK_DEBOUNCE_MS", get("BACKFILL_WEBHOOK_DEBOUNCE_MS"))
-	if err != nil {
-		return w, err
+	if ms, err := positiveInt("BACKFILL_WEBHOOK_DEBOUNCE_MS", get("BACKFILL_WEBHOOK_DEBOUNCE_MS")); check(err) {
+		w.Debounce = time.Duration(ms) * time.Millisecond
 	}
-	w.Debounce = time.Duration(ms) * time.Millisecond
-	n, err := positiveInt("BACKFILL_WEBHOOK_MAX_BYTES", get("BACKFILL_WEBHOOK_MAX_BYTES"))
-	w.MaxBytes = int64(n)
-	return w, err
+	if n, err := positiveInt("BACKFILL_WEBHOOK_MAX_BYTES", get("BACKFILL_WEBHOOK_MAX_BYTES")); check(err) {
+		w.MaxBytes = int64(n)
+	}
+	return w
 }
