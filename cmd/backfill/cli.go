@@ -287,10 +287,6 @@ func (c *cli) watch(ctx context.Context, id string) int {
 	return runExit(run)
 }
 
-// stateCompletedWithRejections is the state a run that ended with rejected records reaches
-// where the run store distinguishes it from succeeded.
-const stateCompletedWithRejections runstore.State = "completed_with_rejections"
-
 // runExit is the exit status of a run's outcome (exitCodesHelp).
 func runExit(r *runstore.Run) int {
 	switch {
@@ -298,7 +294,7 @@ func runExit(r *runstore.Run) int {
 		return exitFailure
 	case r.State == runstore.Cancelled:
 		return exitCancelled
-	case r.State == stateCompletedWithRejections || r.Total().Rejected > 0:
+	case r.Total().Rejected > 0:
 		return exitRejected
 	case r.Summary != nil && r.Summary.Verdict == "mismatch":
 		return exitMismatch

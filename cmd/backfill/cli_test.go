@@ -444,7 +444,6 @@ func TestRunExitStatusPerOutcome(t *testing.T) {
 		{"complete", runstore.Run{State: runstore.Succeeded, Summary: sum("complete")}, exitOK},
 		{"dry run", runstore.Run{State: runstore.Succeeded, Summary: sum("dry_run")}, exitOK},
 		{"rejections", runstore.Run{State: runstore.Succeeded, Summary: sum("mismatch"), Counters: map[string]runstore.Counters{"student": {Rejected: 2}}}, exitRejected},
-		{"completed with rejections", runstore.Run{State: stateCompletedWithRejections, Summary: sum("complete")}, exitRejected},
 		{"mismatch", runstore.Run{State: runstore.Succeeded, Summary: sum("mismatch")}, exitMismatch},
 		{"failed", runstore.Run{State: runstore.Failed}, exitFailure},
 		{"cancelled", runstore.Run{State: runstore.Cancelled}, exitCancelled},
